@@ -1,0 +1,83 @@
+"""Command line of ``reproduce.py``: plan the grid, run it, rebuild the CSVs, render the report."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmark import store
+from benchmark.config import PROFILES, get_profile
+from data import DATASETS, resolve_source
+from data.base import DataError
+from models import MODELS
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="reproduce.py",
+        description="Reproduce Table 2 of the CTAN paper: every method x dataset cell, with seeds.")
+    p.add_argument("--all", action="store_true", help="every dataset and method (the default when none is named)")
+    p.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="repeatable; omitted: all")
+    p.add_argument("--method", action="append", choices=sorted(MODELS), help="repeatable; omitted: all")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    p.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="settings (default: quick)")
+    p.add_argument("--data", default="auto", choices=("auto", "real", "synthetic"),
+                   help="auto: real data where prepared or pointed at, else the synthetic stand-in")
+    p.add_argument("--data-root", default=None, help="folder holding the raw or prepared real datasets")
+    p.add_argument("--results", default="results", help="results folder (default: results/)")
+    p.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib processes)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--force", action="store_true", help="recompute finished cells")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--no-report", action="store_true", help="skip rendering the report after the run")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark.runner import resolve_config, run_grid
+
+    args = parse_args(argv)
+    profile = get_profile(args.profile)
+    datasets = args.dataset or list(DATASETS)
+    methods = args.method or list(MODELS)
+    try:
+        sources = {d: resolve_source(d, args.data, args.data_root) for d in datasets}
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    configs = [resolve_config(d, m, s, profile, sources[d], args.data_root)
+               for d in datasets for m in methods for s in args.seeds]
+    print(f"profile {profile.name} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
+    for d in datasets:
+        print(f"  {d}: {sources[d].upper()} data" + (" (synthetic stand-in, not the real dataset)"
+                                                       if sources[d] == "synthetic" else ""))
+    if args.dry_run:
+        for c in configs:
+            done = store.is_finished(store.cell_dir(args.results, profile.name, c.data_source, c.dataset,
+                                                    c.method, c.seed))
+            print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} "
+                  f"{'finished' if done else 'pending'}")
+        print(f"{len(configs)} cells")
+        return 0
+    outcomes = run_grid(configs, args.results, args.jobs, args.device, args.force, not args.no_progress)
+    failed = [o for o in outcomes if o.status == "failed"]
+    print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished; results in "
+          f"{Path(args.results) / 'metrics.csv'}")
+    for o in failed:
+        print(f"FAILED {o.config.dataset}/{o.config.method} seed {o.config.seed}: {o.message}", file=sys.stderr)
+    status = 1 if failed else 0
+    if not args.no_report:
+        status = max(status, _render_report(Path(args.results)))
+    return status
+
+
+def _render_report(results: Path) -> int:
+    try:
+        from benchmark.report import write_report
+        files = write_report(results / "metrics.csv", results / "report")
+    except Exception as exc:  # the results are safe on disk; say what went wrong with the report
+        print(f"error: the report could not be rendered: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print(f"report: {results / 'report'} ({len(files)} files)")
+    return 0

@@ -1,0 +1,155 @@
+"""The grid: cells (dataset, method, seed), run one by one or in parallel, each stored on its own.
+
+A failing cell records its error and the grid goes on; finished cells are skipped on a re-run.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import time
+import traceback
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark import store
+from benchmark.config import CellConfig, Profile
+from benchmark.evaluation import evaluate
+from benchmark.metrics import HIGHER_IS_BETTER
+from benchmark.training import train_network
+from data import get_dataset
+from data.base import TaskData
+from models import build_model, count_parameters
+
+
+@dataclass(frozen=True)
+class Outcome:
+    config: CellConfig
+    status: str          # finished | skipped | failed
+    message: str = ""
+    seconds: float = 0.0
+
+
+def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
+                   data_root: str | None = None) -> CellConfig:
+    spec = get_dataset(dataset).spec
+    return CellConfig(dataset, method, seed, profile, data_source, data_root,
+                      image_size=profile.image_size or spec.native_size,
+                      batch_size=profile.batch_size or spec.paper_batch_size)
+
+
+def load_data(cfg: CellConfig) -> TaskData:
+    entry = get_dataset(cfg.dataset)
+    if cfg.data_source == "synthetic":
+        n_train, n_val, n_test = cfg.profile.synthetic_sizes
+        return entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
+    raise NotImplementedError(f"real data for {cfg.dataset} is not available in this version")
+
+
+def _code_version() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _rows(cfg: CellConfig, task, task_index: int, results: dict, split: str, metrics) -> list[dict]:
+    return [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
+             "task_index": task_index, "metric": m, "value": results[m], "higher_is_better": HIGHER_IS_BETTER[m],
+             "primary": m == task.metric, "split": split, "data_source": cfg.data_source,
+             "profile": cfg.profile.name} for m in metrics]
+
+
+def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tuple[list[dict], list[dict], dict]:
+    """Train and evaluate one cell; returns (metric rows, epoch rows, metadata)."""
+    start = time.perf_counter()
+    data = load_data(cfg)
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    spec = data.spec
+    model = build_model(cfg.method, spec.tasks, cfg.profile.backbone, cfg.profile.pretrained, spec.in_channels)
+    metric_rows, epoch_rows, selected = [], [], {}
+    for k, (tasks, net) in enumerate(model.networks()):
+        res = train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
+        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device)
+        network = "joint" if len(model.networks()) == 1 else tasks[0].name
+        selected[network] = res.best_epoch
+        for task in tasks:
+            index = spec.tasks.index(task) + 1
+            metric_rows += _rows(cfg, task, index, test[task.name], "test", task.metrics)
+            metric_rows += _rows(cfg, task, index, res.val[task.name], "val", (task.metric,))
+        for row in res.epochs:
+            epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
+                               "data_source": cfg.data_source, "profile": cfg.profile.name,
+                               "network": network, **row})
+    meta = {"config": cfg.to_dict(), "config_hash": cfg.hash(), "wall_seconds": time.perf_counter() - start,
+            "parameters": count_parameters(model), "selected_epoch": selected, "device": str(device),
+            "data": {"source": data.source, "description": data.description, "counts": data.counts()},
+            "versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "numpy": np.__version__, "code": _code_version()},
+            "host": platform.node(), "threads": torch.get_num_threads()}
+    return metric_rows, epoch_rows, meta
+
+
+def run_and_store(cfg: CellConfig, results: str, device: str = "cpu", threads: int | None = None,
+                  progress: bool = False) -> Outcome:
+    """Run one cell and store it; any exception is recorded in the cell's error.txt, never raised."""
+    if threads:
+        torch.set_num_threads(threads)
+    directory = store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset, cfg.method, cfg.seed)
+    start = time.perf_counter()
+    try:
+        metrics, epochs, meta = run_cell(cfg, device, progress)
+        store.write_cell(directory, metrics, epochs, meta)
+    except Exception as exc:  # one failing cell must not stop the grid
+        store.write_failure(directory, traceback.format_exc())
+        return Outcome(cfg, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+    primary = [r for r in metrics if r["primary"] and r["split"] == "test"]
+    summary = ", ".join(f"{r['task']} {r['metric']} {r['value']:.2f}" for r in primary)
+    return Outcome(cfg, "finished", summary, time.perf_counter() - start)
+
+
+def run_grid(configs: list[CellConfig], results: str, jobs: int = 1, device: str = "cpu", force: bool = False,
+             progress: bool = True, log=print) -> list[Outcome]:
+    """Run every pending cell (all of them with ``force``), serially or with joblib workers."""
+    pending, outcomes = [], []
+    for cfg in configs:
+        d = store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset, cfg.method, cfg.seed)
+        if force:
+            store.clear_cell(d)
+        if store.is_finished(d):
+            outcomes.append(Outcome(cfg, "skipped", "already finished"))
+        else:
+            pending.append(cfg)
+    if outcomes:
+        log(f"{len(outcomes)} cell(s) already finished (use --force to recompute)")
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(pending), desc="cells", unit="cell")
+    if jobs <= 1:
+        stream = (run_and_store(c, results, device, None, progress and bar is not None) for c in pending)
+    else:
+        from joblib import Parallel, delayed
+        stream = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+            delayed(run_and_store)(c, results, device, threads) for c in pending)
+    for outcome in stream:
+        outcomes.append(outcome)
+        c = outcome.config
+        line = (f"[{c.data_source}] {c.dataset}/{c.method} seed {c.seed}: {outcome.status} "
+                f"({outcome.seconds:.0f} s) {outcome.message}")
+        if bar is not None:
+            bar.update(1)
+            bar.write(line)
+        else:
+            log(line)
+    if bar is not None:
+        bar.close()
+    store.rebuild(results)
+    return outcomes

@@ -1,0 +1,96 @@
+"""Crash-safe result store: one folder per cell, files written atomically, aggregates rebuilt.
+
+A cell is finished exactly when its ``metrics.csv`` exists; it is written last, by rename, so a
+process killed at any moment leaves either a finished cell or none (docs/results-schema.md).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import uuid
+from pathlib import Path
+
+import pandas as pd
+
+METRIC_COLUMNS = ["dataset", "method", "seed", "task", "task_index", "metric", "value", "higher_is_better",
+                  "primary", "split", "data_source", "profile"]
+EPOCH_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "network", "epoch", "task",
+                 "train_loss", "dwa_weight", "val_loss", "val_metric", "val_value", "selected", "seconds"]
+FAILURE_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "error"]
+
+
+def cell_dir(results: Path | str, profile: str, data_source: str, dataset: str, method: str, seed: int) -> Path:
+    return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / f"seed{seed}"
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a unique temporary file, fsync and rename (atomic on POSIX)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _csv_text(rows: list[dict], columns: list[str]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def is_finished(directory: Path) -> bool:
+    return (directory / "metrics.csv").is_file()
+
+
+def write_cell(directory: Path, metrics: list[dict], epochs: list[dict], meta: dict) -> None:
+    """Store a finished cell; ``metrics.csv`` goes last and marks it finished."""
+    atomic_write(directory / "epochs.csv", _csv_text(epochs, EPOCH_COLUMNS))
+    atomic_write(directory / "cell.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
+    atomic_write(directory / "metrics.csv", _csv_text(metrics, METRIC_COLUMNS))
+    (directory / "error.txt").unlink(missing_ok=True)
+
+
+def write_failure(directory: Path, text: str) -> None:
+    atomic_write(directory / "error.txt", text)
+
+
+def clear_cell(directory: Path) -> None:
+    """Forget a cell's result (``--force``) so that it is recomputed."""
+    for name in ("metrics.csv", "epochs.csv", "cell.json", "error.txt"):
+        (directory / name).unlink(missing_ok=True)
+
+
+def _cell_dirs(results: Path) -> list[Path]:
+    return sorted(p for p in (results / "runs").glob("*/*/*/seed*") if p.is_dir())
+
+
+def _read_all(paths: list[Path], columns: list[str]) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in paths]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
+def rebuild(results: Path | str) -> pd.DataFrame:
+    """Rebuild ``metrics.csv``, ``epochs.csv`` and ``failures.csv`` from the cell folders."""
+    results = Path(results)
+    dirs = _cell_dirs(results)
+    done = [d for d in dirs if is_finished(d)]
+    metrics = _read_all([d / "metrics.csv" for d in done], METRIC_COLUMNS)
+    atomic_write(results / "metrics.csv", metrics.to_csv(index=False))
+    epochs = _read_all([d / "epochs.csv" for d in done if (d / "epochs.csv").is_file()], EPOCH_COLUMNS)
+    atomic_write(results / "epochs.csv", epochs.to_csv(index=False))
+    failures = []
+    for d in dirs:
+        if not is_finished(d) and (d / "error.txt").is_file():
+            profile, source = d.parts[-4].rsplit("-", 1)
+            lines = [l for l in (d / "error.txt").read_text().splitlines() if l.strip()]
+            failures.append({"dataset": d.parts[-3], "method": d.parts[-2], "seed": int(d.name[4:]),
+                             "data_source": source, "profile": profile, "error": lines[-1] if lines else ""})
+    atomic_write(results / "failures.csv", _csv_text(failures, FAILURE_COLUMNS))
+    return metrics

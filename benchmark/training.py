@@ -1,0 +1,90 @@
+"""Training of one network (Sec. 2.2): Adam, task losses of Table 1, DWA, model selection on val."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.config import Profile
+from benchmark.dwa import DWA
+from benchmark.evaluation import evaluate
+from benchmark.losses import make_loss
+from data.base import TaskData, batches
+from data.spec import TaskSpec
+
+
+class NonFiniteLoss(RuntimeError):
+    """A task loss became NaN or infinite: training stops with the task and epoch named."""
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int
+    val: dict[str, dict[str, float]]            # validation metrics at the selected epoch
+    epochs: list[dict] = field(default_factory=list)  # rows of epochs.csv
+
+
+def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, profile: Profile,
+                  batch_size: int, seed: int, device: torch.device | str = "cpu",
+                  progress: bool = False) -> TrainResult:
+    """Train ``net`` on ``tasks`` for ``profile.epochs`` epochs and restore its best validation state.
+
+    Model selection: the epoch with the lowest sum of unweighted validation task losses (the paper
+    selects on the validation split without saying how; see docs/reproduction.md).
+    """
+    device = torch.device(device)
+    net.to(device)
+    losses = {t.name: make_loss(t) for t in tasks}
+    opt = torch.optim.Adam(net.parameters(), lr=profile.lr, weight_decay=profile.weight_decay)
+    dwa = DWA(len(tasks), profile.dwa_temperature)
+    rng = np.random.default_rng(seed)
+    train, val = data.splits["train"], data.splits["val"]
+    best = (np.inf, -1, None, None)
+    rows: list[dict] = []
+    epochs = range(profile.epochs)
+    if progress:
+        from tqdm.auto import tqdm
+        epochs = tqdm(epochs, desc="  epochs", leave=False)
+    for epoch in epochs:
+        start = time.perf_counter()
+        weights = dwa.weights()
+        w = torch.as_tensor(weights, dtype=torch.float32, device=device)
+        sums = torch.zeros(len(tasks), device=device)
+        steps = 0
+        net.train()
+        for batch in batches(train, batch_size, shuffle=True, rng=rng, device=device, drop_last=True):
+            out = net(batch["image"])
+            task_losses = torch.stack([losses[t.name](out[t.name], batch[t.name]) for t in tasks])
+            opt.zero_grad(set_to_none=True)
+            (w * task_losses).sum().backward()
+            opt.step()
+            sums += task_losses.detach()
+            steps += 1
+        mean_losses = (sums / max(steps, 1)).cpu().numpy()
+        for t, value in zip(tasks, mean_losses):
+            if not np.isfinite(value):
+                raise NonFiniteLoss(f"{data.spec.name}: training loss of task {t.name!r} is {value} in epoch "
+                                    f"{epoch} (lr {profile.lr}, batch {batch_size}); check the data for NaN "
+                                    f"or lower the learning rate")
+        dwa.record(mean_losses)
+        val_res = evaluate(net, tasks, val, batch_size, device, losses)
+        score = sum(val_res[t.name]["loss"] for t in tasks)
+        if score < best[0]:
+            state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            best = (score, epoch, state, val_res)
+        seconds = time.perf_counter() - start
+        for k, t in enumerate(tasks):
+            rows.append({"epoch": epoch, "task": t.name, "train_loss": float(mean_losses[k]),
+                         "dwa_weight": float(weights[k]), "val_loss": val_res[t.name]["loss"],
+                         "val_metric": t.metric, "val_value": val_res[t.name][t.metric],
+                         "selected": False, "seconds": seconds})
+    _, best_epoch, state, best_val = best
+    if state is None:
+        raise NonFiniteLoss(f"{data.spec.name}: validation loss was never finite; no model to select")
+    net.load_state_dict(state)
+    for row in rows:
+        row["selected"] = row["epoch"] == best_epoch
+    return TrainResult(best_epoch, best_val, rows)
