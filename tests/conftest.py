@@ -7,6 +7,12 @@ SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
 OPENKBP_SAMPLE = os.path.abspath(os.path.join(SHARED, "data", "openkbp-sample"))
 
 
+def pytest_configure(config):
+    # Tiny tensors gain nothing from a second thread, and OpenMP threads that wait for a busy core
+    # slow a forward pass from 50 ms to 4 s (measured): tests use one thread.
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_threads():
     # Two cores: keep each test's torch small and reproducible.

@@ -1,0 +1,165 @@
+"""Architectures (issue 2): shapes, gradients, eqs. (1) and (2) by hand, parameter counts, weights."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.losses import make_loss
+from data import DATASETS
+from models import MODELS, build_model, count_parameters
+from models.ctan import CTAB, cross_task_attention
+from models.encoder import PretrainedWeightsMissing, ResNetEncoder, pretrained_weights_path
+
+# The three kinds of task pair of Table 2.
+PAIRS = {"seg+dose": "prostate", "seg+class7": "ham10000", "binary+binary": "stoic"}
+
+
+def _batch(spec, n=2, size=64):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, spec.in_channels, size, size, generator=g)
+    y = {}
+    for t in spec.tasks:
+        if t.target == "segmentation":
+            y[t.name] = torch.randint(0, t.num_outputs, (n, size, size), generator=g)
+        elif t.target == "regression":
+            y[t.name] = torch.rand(n, 1, size, size, generator=g) * t.scale
+        else:
+            y[t.name] = torch.randint(0, max(t.num_outputs, 2), (n,), generator=g)
+    return x, y
+
+
+@pytest.mark.parametrize("backbone", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+@pytest.mark.parametrize("method", sorted(MODELS))
+def test_shapes_finite_and_every_parameter_learns(method, pair, backbone):
+    spec = DATASETS[PAIRS[pair]].spec
+    model = build_model(method, spec.tasks, backbone, pretrained=False, in_channels=spec.in_channels)
+    x, y = _batch(spec)
+    out = model(x)
+    assert set(out) == {t.name for t in spec.tasks}
+    for t in spec.tasks:
+        expected = (2, t.num_outputs, 64, 64) if t.kind == "pixel" else (2, t.num_outputs)
+        assert tuple(out[t.name].shape) == expected, t.name
+        assert torch.isfinite(out[t.name]).all()
+    loss = sum(make_loss(t)(out[t.name], y[t.name]) for t in spec.tasks)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, f"parameters without gradient: {missing[:5]}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    # A summed loss reaches every parameter tensor with a non-zero gradient somewhere.
+    dead = [n for n, p in model.named_parameters() if p.grad.abs().sum() == 0]
+    assert not dead, f"parameters with an all-zero gradient: {dead[:5]}"
+
+
+class _ConstantMask(nn.Module):
+    def __init__(self, value: float, channels: int):
+        super().__init__()
+        self.value, self.channels = value, channels
+
+    def forward(self, x):
+        return torch.full((x.shape[0], self.channels) + x.shape[2:], self.value)
+
+
+@pytest.mark.parametrize("method,cross", [("mtan", False), ("ctan", True)])
+def test_ctae_applies_the_other_tasks_mask(method, cross):
+    """Eq. (1): task t's stage output is A_{t'} ⊙ P (CTAN) instead of A_t ⊙ P (MTAN)."""
+    spec = DATASETS["prostate"].spec
+    model = build_model(method, spec.tasks, "resnet18", in_channels=1).eval()
+    ch = model.encoder.channels
+    for j in range(4):
+        model.attention[j][0] = _ConstantMask(0.25, ch[j])
+        model.attention[j][1] = _ConstantMask(0.75, ch[j])
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        feats = model.attended_features(x)
+        s = model.encoder.stem(x)
+        for j in range(4):
+            body, last = model.encoder.split_stage(j)
+            p = last(body(s))
+            own, other = (0.75, 0.25) if cross else (0.25, 0.75)
+            torch.testing.assert_close(feats[0][j], own * p)
+            torch.testing.assert_close(feats[1][j], other * p)
+            s = p
+        # Â_t^j = Pool(A_{t'}^j ⊙ P^j) feeds stage j+1's attention of the same task t.
+        pooled = model.shared[0](feats[0][0])
+        assert pooled.shape[1:] == (ch[1],) + feats[0][1].shape[2:]
+
+
+def test_ctab_matches_a_hand_computation_of_eq2():
+    torch.manual_seed(1)
+    e_t, e_o = torch.rand(1, 3, 2, 2), torch.rand(1, 3, 2, 2)
+    d, n = 3, 4
+    et, eo = e_t[0].reshape(d, n), e_o[0].reshape(d, n)
+    expected = torch.zeros(d, n)
+    for q in range(n):          # Ā_t[:, q] = Σ_p ê_t[:, p] <ê_t'[:, p], ê_t[:, q]>
+        for p in range(n):
+            expected[:, q] += et[:, p] * float(eo[:, p] @ et[:, q])
+    raw = cross_task_attention(e_t, e_o, scale=False)[0].reshape(d, n)
+    torch.testing.assert_close(raw, expected)
+    scaled = cross_task_attention(e_t, e_o)[0].reshape(d, n)
+    torch.testing.assert_close(scaled, expected / (n * math.sqrt(d)))
+
+
+def test_ctab_output_of_a_task_uses_the_other_tasks_embedding_as_query():
+    ctab = CTAB(8, 4).eval()
+    a, b = torch.randn(1, 8, 3, 3), torch.randn(1, 8, 3, 3)
+    with torch.no_grad():
+        out_a, out_b = ctab([a, b])
+        emb_a, emb_b = ctab.embed[0](a), ctab.embed[1](b)
+        torch.testing.assert_close(out_a, cross_task_attention(emb_a, emb_b))
+        torch.testing.assert_close(out_b, cross_task_attention(emb_b, emb_a))
+        changed, _ = ctab([a, b + 1.0])   # task a's output depends on task b's query
+        assert not torch.allclose(changed, out_a)
+
+
+@pytest.mark.parametrize("pair", sorted(PAIRS))
+def test_parameter_counts_are_in_a_sensible_order(pair):
+    spec = DATASETS[PAIRS[pair]].spec
+    n = {m: count_parameters(build_model(m, spec.tasks, "resnet18", in_channels=spec.in_channels)) for m in MODELS}
+    encoder = count_parameters(ResNetEncoder("resnet18", in_channels=spec.in_channels))
+    assert n["stl"] - n["hps"] == encoder          # STL: one more encoder than HPS
+    assert n["hps"] < n["mtan"] and n["hps"] < n["ctan"]   # attention adds parameters to HPS
+    assert n["ctan"] < n["stl"] and n["mtan"] < n["stl"]
+
+
+def test_one_channel_stem_sums_the_rgb_filters():
+    rgb = ResNetEncoder("resnet18", in_channels=3)
+    torch.manual_seed(0)
+    grey = ResNetEncoder("resnet18", in_channels=1)
+    torch.manual_seed(0)
+    reference = ResNetEncoder("resnet18", in_channels=3)
+    torch.testing.assert_close(grey.stem[0].weight, reference.stem[0].weight.sum(1, keepdim=True))
+    assert rgb.stem[0].weight.shape[1] == 3
+
+
+def test_pretrained_weights_load_from_the_local_cache_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(PretrainedWeightsMissing, match="resnet18"):
+        ResNetEncoder("resnet18", pretrained=True)
+    # A checkpoint placed where torchvision keeps it is used (no download involved).
+    import torchvision
+    source = torchvision.models.resnet18(weights=None)
+    path = pretrained_weights_path("resnet18")
+    assert path.startswith(str(tmp_path))
+    import os
+    os.makedirs(os.path.dirname(path))
+    torch.save(source.state_dict(), path)
+    enc = ResNetEncoder("resnet18", pretrained=True)
+    torch.testing.assert_close(enc.stages[3][1].conv2.weight, source.layer4[1].conv2.weight)
+    with open(path, "wb") as f:
+        f.write(b"truncated")
+    with pytest.raises(PretrainedWeightsMissing, match="unreadable"):
+        ResNetEncoder("resnet18", pretrained=True)
+
+
+def test_ctan_requires_a_pair_and_unknown_names_are_rejected():
+    spec = DATASETS["prostate"].spec
+    with pytest.raises(ValueError, match="pair"):
+        build_model("ctan", spec.tasks[:1], "resnet18")
+    with pytest.raises(ValueError, match="unknown method"):
+        build_model("mmoe", spec.tasks, "resnet18")
+    with pytest.raises(ValueError, match="unknown backbone"):
+        build_model("hps", spec.tasks, "vgg16")
