@@ -1,0 +1,156 @@
+"""Plots of the report (PNG and PDF): Δ_mean and per-task Δ with seed spread, training curves,
+DWA weights, published vs reproduced.
+
+matplotlib is imported inside the functions (``import benchmark.report`` stays cheap) and only
+the object-oriented API with the Agg canvas is used: no pyplot global state, safe in workers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from benchmark.table import AVERAGE, BASELINE, CANONICAL_METHODS, TASK_COLS
+
+DPI = 100
+
+
+def _figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] = (7.0, 3.6)):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(size[0] * ncols, size[1] * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig, stem: Path) -> list[Path]:
+    """Write ``stem``.png and ``stem``.pdf; metadata dates off so reruns give identical files."""
+    paths = []
+    for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
+        path = stem.with_suffix(f".{ext}")
+        fig.savefig(path, dpi=DPI, metadata=meta)
+        paths.append(path)
+        # the layout solved for the PNG holds for the PDF: solving it again doubles the time
+        fig.set_layout_engine("none")
+    return paths
+
+
+def _note(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_axis_off()
+
+
+def _bars(ax, table: pd.DataFrame, per_seed: pd.DataFrame, column: str, title: str) -> None:
+    """Grouped bars of one Δ column per dataset and MTL method; error bar = std of per-seed Δ,
+    dots = the per-seed values, so the spread is seen, not only summarised."""
+    mtl = table[table["method"] != BASELINE]
+    datasets = list(dict.fromkeys(mtl["dataset"]))
+    methods = list(dict.fromkeys(mtl["method"]))
+    if not datasets or mtl[column].notna().sum() == 0:
+        _note(ax, f"{title}: no Δ available (no STL baseline?)")
+        return
+    width = 0.8 / max(len(methods), 1)
+    x = np.arange(len(datasets))
+    std_col = "delta_mean_std" if column == "delta_mean" else column.replace("_delta", "_delta_std")
+    for k, m in enumerate(methods):
+        sub = mtl[mtl["method"] == m].set_index("dataset").reindex(datasets)
+        pos = x - 0.4 + width * (k + 0.5)
+        ax.bar(pos, sub[column].astype(float).fillna(0.0), width, label=m.upper(),
+               yerr=sub[std_col].astype(float).fillna(0.0), capsize=3, alpha=0.85)
+        if len(per_seed):
+            for j, d in enumerate(datasets):
+                pts = per_seed[(per_seed["dataset"] == d) & (per_seed["method"] == m)][column]
+                ax.plot(np.full(len(pts), pos[j]), pts, "k.", ms=3)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(x, [d if d != AVERAGE else "average" for d in datasets])
+    ax.set_ylabel("% vs STL (eq. 3)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
+def plot_deltas(table: pd.DataFrame, per_seed: pd.DataFrame, out_dir: Path, suffix: str = "") -> list[Path]:
+    """delta_mean{suffix}.png/pdf and delta_tasks{suffix}.png/pdf."""
+    fig, axes = _figure()
+    _bars(axes[0, 0], table, per_seed, "delta_mean", "Δ_mean per method and dataset")
+    paths = _save(fig, out_dir / f"delta_mean{suffix}")
+    fig, axes = _figure(1, 2)
+    for k, c in enumerate(TASK_COLS):
+        _bars(axes[0, k], table, per_seed, f"{c}_delta", f"Δ_{c}")
+    return paths + _save(fig, out_dir / f"delta_tasks{suffix}")
+
+
+def _curve_axes(epochs: pd.DataFrame, value: str, title: str, out: Path, mtl_only: bool) -> list[Path]:
+    """One panel per (dataset, task): mean over seeds per method and epoch, band = min..max."""
+    data = epochs[epochs["method"] != BASELINE] if mtl_only else epochs
+    data = data[pd.to_numeric(data[value], errors="coerce").notna()] if value in data else data.iloc[0:0]
+    panels = list(dict.fromkeys(zip(data["dataset"], data["task"])))
+    if not panels:
+        fig, axes = _figure()
+        _note(axes[0, 0], f"{title}: nothing to plot")
+        return _save(fig, out)
+    ncols = 2
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = _figure(nrows, ncols, size=(5.0, 3.0))
+    for ax, (d, t) in zip(axes.flat, panels):
+        sub = data[(data["dataset"] == d) & (data["task"] == t)]
+        order = {m: k for k, m in enumerate(CANONICAL_METHODS)}
+        for m in sorted(sub["method"].unique(), key=lambda m: (order.get(m, len(order)), m)):
+            g = sub[sub["method"] == m]
+            stats = g.assign(v=pd.to_numeric(g[value])).groupby("epoch")["v"].agg(["mean", "min", "max"])
+            ax.plot(stats.index, stats["mean"], label=m.upper())
+            ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
+        ax.set_title(f"{d} / {t}", fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    return _save(fig, out)
+
+
+def plot_epochs(epochs: pd.DataFrame | None, out_dir: Path, suffix: str = "") -> list[Path]:
+    """training_curves (train loss), validation curves and DWA weights per epoch."""
+    if epochs is None or epochs.empty:
+        return []
+    paths = _curve_axes(epochs, "train_loss", "Training loss per task (mean over seeds, band = min..max)",
+                        out_dir / f"training_curves{suffix}", mtl_only=False)
+    if "val_value" in epochs:
+        paths += _curve_axes(epochs, "val_value", "Validation primary metric per task",
+                             out_dir / f"validation_curves{suffix}", mtl_only=False)
+    if "dwa_weight" in epochs:
+        paths += _curve_axes(epochs, "dwa_weight", "DWA weight λ_k per epoch (MTL methods)",
+                             out_dir / f"dwa_weights{suffix}", mtl_only=True)
+    return paths
+
+
+def plot_compare(compare: pd.DataFrame, out_dir: Path, suffix: str = "") -> list[Path]:
+    """Published vs reproduced Δ values: one dot per (dataset, method, Δ column), identity line."""
+    fig, axes = _figure(1, 2, size=(5.0, 4.0))
+    ax = axes[0, 0]
+    cols = ("task1_delta", "task2_delta", "delta_mean")
+    lo, hi = 0.0, 0.0
+    for c, marker in zip(cols, "os^"):
+        pub, rep = compare[f"{c}_published"].astype(float), compare[f"{c}_reproduced"].astype(float)
+        ok = pub.notna() & rep.notna()
+        ax.scatter(pub[ok], rep[ok], marker=marker, label=c, s=25)
+        if ok.any():
+            lo, hi = min(lo, pub[ok].min(), rep[ok].min()), max(hi, pub[ok].max(), rep[ok].max())
+    ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
+    ax.set_xlabel("published Δ (%)")
+    ax.set_ylabel("reproduced Δ (%)")
+    ax.set_title("Δ: published vs reproduced")
+    ax.legend(fontsize=8)
+    ax = axes[0, 1]
+    sub = compare[compare["method"] != BASELINE]
+    labels = [f"{d}\n{m}" for d, m in zip(sub["dataset"], sub["method"])]
+    x = np.arange(len(sub))
+    ax.bar(x - 0.2, sub["delta_mean_published"].astype(float).fillna(0.0), 0.4, label="published")
+    ax.bar(x + 0.2, sub["delta_mean_reproduced"].astype(float).fillna(0.0), 0.4, label="reproduced")
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(x, labels, fontsize=6, rotation=90)
+    ax.set_ylabel("Δ_mean (%)")
+    ax.set_title("Δ_mean per dataset and method")
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir / f"compare_paper{suffix}")

@@ -1,0 +1,441 @@
+"""The numbers of the paper's Table 2: Δ_task by eq. (3), Δ_mean, ranks, the average block and
+the seed statistics that say whether a difference is more than noise.
+
+Input is the long ``metrics.csv`` of docs/results-schema.md (whoever wrote it); output is one row
+per (profile, data_source, dataset, method), the ``average`` rows included. Conventions are in
+docs/report.md.
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+BASELINE = "stl"
+AVERAGE = "average"
+CANONICAL_DATASETS = ("prostate", "openkbp", "ham10000", "stoic")
+CANONICAL_METHODS = ("stl", "hps", "mtan", "ctan")
+# Table 2 column order of each dataset's tasks; used when the CSV has no task_index.
+CANONICAL_TASKS = {
+    "prostate": ("segmentation", "dose"),
+    "openkbp": ("segmentation", "dose"),
+    "ham10000": ("segmentation", "diagnosis"),
+    "stoic": ("covid", "severity"),
+}
+REQUIRED_COLUMNS = ("dataset", "method", "seed", "task", "metric", "value",
+                    "higher_is_better", "primary", "split")
+OPTIONAL_DEFAULTS = {"data_source": "unknown", "profile": "unknown"}
+ALPHA = 0.05            # significance level of every test in the report
+LOW_POWER_SEEDS = 5     # below this many paired seeds a t-test has little power: say so
+N_TASKS = 2             # Table 2 has two task columns
+TASK_COLS = ("task1", "task2")
+DELTA_COLS = ("task1_delta", "task2_delta", "delta_mean")
+PAPER_TABLE = Path(__file__).resolve().parent / "reference" / "paper_table2.csv"
+
+TABLE_COLUMNS = (
+    ["profile", "data_source", "dataset", "method"]
+    + [f"{t}_{c}" for t in TASK_COLS for c in (
+        "name", "metric", "higher_is_better", "mean", "std", "n", "delta", "delta_std", "p")]
+    + ["delta_mean", "delta_mean_std", "delta_mean_p", "n_seeds", "n_paired", "n_datasets",
+       "seeds", "rank", "vs_next_p", "note"]
+)
+
+_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
+_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+
+
+class ReportInputError(ValueError):
+    """A metrics/epochs/failures file that does not follow docs/results-schema.md."""
+
+
+@dataclass
+class Report:
+    """Everything computed from one metrics table."""
+
+    table: pd.DataFrame                       # TABLE_COLUMNS, one row per (group, dataset, method)
+    per_seed: pd.DataFrame                    # per-seed Δ, seeds paired with STL
+    notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # per (profile, data_source)
+
+
+# ----------------------------------------------------------------------------- input
+def _bool_column(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Parse True/true/1/yes... robustly; returns (parsed, bad-mask)."""
+    text = values.astype(str).str.strip().str.lower()
+    return text.isin(_TRUE), ~text.isin(_TRUE | _FALSE)
+
+
+def normalize_metrics(df: pd.DataFrame, source: str = "<DataFrame>") -> pd.DataFrame:
+    """Check a long metrics table against the schema and return a typed copy.
+
+    All problems are collected into ONE :class:`ReportInputError` naming ``source`` and every
+    missing or bad column, so a foreign CSV is fixed in one round trip.
+    """
+    df = df.copy()
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
+    if missing:
+        raise ReportInputError(
+            f"{source}: missing required column(s) {', '.join(missing)}; "
+            f"expected at least {', '.join(REQUIRED_COLUMNS)} (docs/results-schema.md)")
+    problems: list[str] = []
+    for col, default in OPTIONAL_DEFAULTS.items():
+        if col not in df.columns:
+            df[col] = default
+    for col in ("dataset", "method", "task", "metric", "split", "profile", "data_source"):
+        df[col] = df[col].fillna("").astype(str).str.strip()
+    for col in ("dataset", "method", "split"):
+        df[col] = df[col].str.lower()   # "STL" and "stl" are the same method
+    for col in ("dataset", "method", "task"):
+        if (df[col] == "").any():
+            problems.append(f"column '{col}' has empty values (row {int(np.argmax(df[col] == '')) + 2})")
+    value = pd.to_numeric(df["value"], errors="coerce")
+    bad = value.isna() & df["value"].notna() & (df["value"].astype(str).str.strip().str.lower() != "nan")
+    if bad.any():   # NaN values are allowed (a metric can be undefined), text is not
+        problems.append(f"column 'value' is not numeric, e.g. {df['value'][bad].iloc[0]!r}")
+    df["value"] = value.astype(float)
+    seed = pd.to_numeric(df["seed"], errors="coerce")
+    if seed.isna().any() or (seed.dropna() % 1 != 0).any():
+        problems.append("column 'seed' must hold integers")
+    else:
+        df["seed"] = seed.astype(int)
+    for col in ("higher_is_better", "primary"):
+        parsed, bad = _bool_column(df[col])
+        if bad.any():
+            problems.append(f"column '{col}' is not boolean, e.g. {df[col][bad].iloc[0]!r}")
+        df[col] = parsed
+    if "task_index" in df.columns:
+        idx = pd.to_numeric(df["task_index"], errors="coerce")
+        if (idx.isna() & df["task_index"].notna()).any():
+            problems.append("column 'task_index' must hold integers (1 or 2)")
+        df["task_index"] = idx
+    else:
+        df["task_index"] = np.nan
+    if problems:
+        raise ReportInputError(f"{source}: " + "; ".join(problems))
+    return df
+
+
+def load_metrics(path: str | Path) -> pd.DataFrame:
+    """Read and validate a long metrics CSV (docs/results-schema.md); one clear error if bad."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReportInputError(f"{path}: metrics file not found")
+    try:
+        raw = pd.read_csv(path)
+    except pd.errors.EmptyDataError:
+        raise ReportInputError(f"{path}: file is empty (no header); expected columns "
+                               f"{', '.join(REQUIRED_COLUMNS)}") from None
+    except pd.errors.ParserError as exc:
+        raise ReportInputError(f"{path}: not a readable CSV ({exc})") from None
+    return normalize_metrics(raw, source=str(path))
+
+
+def load_paper_table(path: str | Path = PAPER_TABLE) -> pd.DataFrame:
+    """The published Table 2 as transcribed in benchmark/reference/paper_table2.csv."""
+    paper = pd.read_csv(path, keep_default_na=True)
+    for col in ("task1_higher_is_better", "task2_higher_is_better"):
+        paper[col] = paper[col].map(lambda v: None if pd.isna(v) else str(v).strip().lower() in _TRUE)
+    for col in ("bold", "underline", "note", "task1_name", "task2_name", "task1_metric", "task2_metric"):
+        paper[col] = paper[col].fillna("")
+    paper["rank"] = paper["rank"].astype("Int64")
+    return paper
+
+
+# ----------------------------------------------------------------------------- eq. (3)
+def relative_delta(baseline, value, higher_is_better):
+    """Δ_task of eq. (3) in percent: 100·(-1)^l·(M_b − M_m)/M_b, positive = better than STL.
+
+    Higher-is-better: 100·(M_m − M_b)/M_b; lower-is-better: 100·(M_b − M_m)/M_b. Works on scalars
+    and arrays; a zero or missing baseline gives NaN (n/a), never an exception. ``abs`` of the
+    baseline keeps "positive = better" for metrics that could be negative.
+    """
+    b = np.asarray(baseline, dtype=float)
+    m = np.asarray(value, dtype=float)
+    sign = np.where(np.asarray(higher_is_better, dtype=bool), 1.0, -1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 100.0 * sign * (m - b) / np.abs(b)
+    out = np.where(np.isfinite(out), out, np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+# ----------------------------------------------------------------------------- statistics
+def _pvalue(a: Sequence[float], b: Sequence[float] | None = None) -> float:
+    """Two-sided paired t-test p (ttest_rel a vs b, or ttest_1samp a vs 0 when b is None).
+
+    NaN when fewer than two pairs or the differences have zero spread (t undefined): the report
+    then says "not testable" rather than inventing certainty.
+    """
+    a = np.asarray(a, dtype=float)
+    b = np.zeros_like(a) if b is None else np.asarray(b, dtype=float)
+    ok = np.isfinite(a) & np.isfinite(b)
+    diff = a[ok] - b[ok]
+    if diff.size < 2 or np.allclose(diff, diff[0], rtol=0, atol=1e-12):
+        return math.nan
+    from scipy import stats  # lazy: keeps `import benchmark.report` cheap
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(stats.ttest_rel(a[ok], b[ok]).pvalue)
+
+
+def _std(values: Iterable[float]) -> float:
+    v = np.asarray(list(values), dtype=float)
+    v = v[np.isfinite(v)]
+    return float(np.std(v, ddof=1)) if v.size >= 2 else math.nan
+
+
+def _mean(values: Iterable[float]) -> float:
+    v = np.asarray(list(values), dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else math.nan
+
+
+# ----------------------------------------------------------------------------- layout
+def _ordered(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
+    """Canonical names first in paper order, the rest in first-seen order."""
+    seen = list(dict.fromkeys(values))
+    return [v for v in canonical if v in seen] + [v for v in seen if v not in canonical]
+
+
+def task_layout(rows: pd.DataFrame, dataset: str) -> list[tuple[str, str, bool]]:
+    """(task, metric, higher_is_better) in Table 2 column order for one dataset.
+
+    task_index decides when present; else the paper's order for a known dataset; else first seen.
+    """
+    first = rows.drop_duplicates("task")
+    idx = rows.groupby("task", sort=False)["task_index"].first()
+    tasks = list(first["task"])
+    if idx.notna().all():
+        tasks = sorted(tasks, key=lambda t: (idx[t], tasks.index(t)))
+    elif set(tasks) <= set(CANONICAL_TASKS.get(dataset, ())):
+        tasks = [t for t in CANONICAL_TASKS[dataset] if t in tasks]
+    info = first.set_index("task")
+    return [(t, str(info.at[t, "metric"]), bool(info.at[t, "higher_is_better"])) for t in tasks]
+
+
+# ----------------------------------------------------------------------------- table
+def _empty_row(profile: str, source: str, dataset: str, method: str) -> dict:
+    row = {c: math.nan for c in TABLE_COLUMNS}
+    row.update(profile=profile, data_source=source, dataset=dataset, method=method, note="",
+               seeds="", task1_name="", task2_name="", task1_metric="", task2_metric="",
+               task1_higher_is_better=None, task2_higher_is_better=None)
+    return row
+
+
+def _rank_block(rows: list[dict], per_seed: dict[str, dict[int, float]]) -> None:
+    """Rank methods by Δ_mean (STL at 0, higher = better, ties share the best rank) and test each
+    method against the next-ranked one (paired by seed) so a win within noise is visible."""
+    scores = pd.Series([r["delta_mean"] for r in rows], dtype=float).round(10)  # float noise ≠ win
+    ranks = scores.rank(ascending=False, method="min")
+    for r, k in zip(rows, ranks):
+        r["rank"] = k
+    ordered = sorted((r for r in rows if np.isfinite(r["rank"])), key=lambda r: r["rank"])
+    for hi, lo in zip(ordered, ordered[1:]):
+        a, b = per_seed.get(hi["method"], {}), per_seed.get(lo["method"], {})
+        common = sorted(set(a) & set(b))
+        hi["vs_next_p"] = _pvalue([a[s] for s in common], [b[s] for s in common])
+
+
+def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
+                   notes: list[str]) -> tuple[list[dict], list[dict]]:
+    """Rows of one dataset: means over seeds, Δ_task of eq. (3) on the means, Δ_mean, stats."""
+    layout = task_layout(prim, dataset)
+    if len(layout) > N_TASKS:
+        notes.append(f"{dataset}: {len(layout)} tasks, Table 2 shows the first {N_TASKS}: "
+                     + ", ".join(t for t, _, _ in layout[:N_TASKS]))
+        layout = layout[:N_TASKS]
+    # value[method][task][seed]; duplicates (same cell written twice) are averaged
+    cells = prim.groupby(["method", "task", "seed"], sort=False)["value"].mean()
+    value: dict[str, dict[str, dict[int, float]]] = {}
+    for (m, t, s), v in cells.items():
+        value.setdefault(m, {}).setdefault(t, {})[int(s)] = float(v)
+    methods = _ordered(prim["method"], CANONICAL_METHODS)
+    if len(layout) == 1:
+        notes.append(f"{dataset}: only one task ({layout[0][0]}), so Δ_mean = Δ_task1")
+    has_stl = BASELINE in value
+    if not has_stl:
+        notes.append(f"{dataset}: no STL results, so Δ and ranks are n/a")
+    stl = value.get(BASELINE, {})
+    rows, seed_rows = [], []
+    for m in methods:
+        row = _empty_row(profile, source, dataset, m)
+        seeds = sorted({s for t in value[m].values() for s in t})
+        row.update(n_seeds=len(seeds), n_datasets=1, seeds=" ".join(map(str, seeds)))
+        per_seed_delta: dict[int, list[float]] = {}
+        paired_all: set[int] = set()
+        for k, (task, metric, hib) in enumerate(layout):
+            c = TASK_COLS[k]
+            vals = value[m].get(task, {})
+            row.update({f"{c}_name": task, f"{c}_metric": metric, f"{c}_higher_is_better": hib,
+                        f"{c}_mean": _mean(vals.values()), f"{c}_std": _std(vals.values()),
+                        f"{c}_n": int(np.isfinite(list(vals.values())).sum()) if vals else 0})
+            if not vals:
+                row["note"] += f"no {task} result; "
+            base = stl.get(task, {})
+            if not has_stl or not base:
+                continue
+            row[f"{c}_delta"] = 0.0 if m == BASELINE else relative_delta(
+                _mean(base.values()), row[f"{c}_mean"], hib)
+            common = sorted(set(vals) & set(base))
+            paired_all |= set(common)
+            d = relative_delta([base[s] for s in common], [vals[s] for s in common], hib)
+            for s, x in zip(common, np.atleast_1d(d)):
+                per_seed_delta.setdefault(s, [math.nan] * len(layout))[k] = float(x)
+            if m != BASELINE:
+                row[f"{c}_delta_std"] = _std(np.atleast_1d(d))
+                row[f"{c}_p"] = _pvalue([vals[s] for s in common], [base[s] for s in common])
+        task_deltas = [row[f"{c}_delta"] for c in TASK_COLS[:len(layout)]]
+        # Δ_mean needs every task: averaging only the tasks that ran would flatter a method
+        row["delta_mean"] = float(np.mean(task_deltas)) if np.isfinite(task_deltas).all() else math.nan
+        row["n_paired"] = len(paired_all)
+        for s, ds in sorted(per_seed_delta.items()):
+            seed_rows.append({"profile": profile, "data_source": source, "dataset": dataset,
+                              "method": m, "seed": s,
+                              **{f"{c}_delta": ds[k] if k < len(ds) else math.nan
+                                 for k, c in enumerate(TASK_COLS)},
+                              "delta_mean": float(np.mean(ds)) if np.isfinite(ds).all() else math.nan})
+        if m != BASELINE:
+            dm = [r["delta_mean"] for r in seed_rows if r["method"] == m and r["dataset"] == dataset]
+            row["delta_mean_std"] = _std(dm)
+            row["delta_mean_p"] = _pvalue(dm)
+        row["note"] = row["note"].strip().strip(";")
+        rows.append(row)
+    by_method = {m: {r["seed"]: r["delta_mean"] for r in seed_rows if r["method"] == m}
+                 for m in methods}
+    _rank_block(rows, by_method)
+    return rows, seed_rows
+
+
+def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source: str,
+                   notes: list[str]) -> tuple[list[dict], list[dict]]:
+    """Average block of Table 2: mean of each Δ column over datasets, ranked by its Δ_mean.
+
+    A method is averaged over the datasets where its Δ_mean exists; if that set differs between
+    methods the note says so (a method missing a hard dataset would otherwise look better).
+    """
+    df = pd.DataFrame(rows)
+    df = df[df["delta_mean"].notna()]
+    if df.empty:
+        return [], []
+    seeds = pd.DataFrame(seed_rows)
+    out, out_seeds = [], []
+    counts = {}
+    for m in _ordered(df["method"], CANONICAL_METHODS):
+        sub = df[df["method"] == m]
+        row = _empty_row(profile, source, AVERAGE, m)
+        for col in DELTA_COLS:
+            row[col] = _mean(sub[col])
+        row["n_datasets"] = counts[m] = len(sub)
+        # per-seed average over the same datasets, only seeds present in all of them
+        s = seeds[(seeds["method"] == m) & seeds["dataset"].isin(sub["dataset"])] if len(seeds) else seeds
+        if len(s):
+            full = s.groupby("seed")["dataset"].nunique() == len(sub)
+            s = s[s["seed"].isin(full[full].index)]
+            avg = s.groupby("seed")[list(DELTA_COLS)].mean()
+            for seed_, r in avg.iterrows():
+                out_seeds.append({"profile": profile, "data_source": source, "dataset": AVERAGE,
+                                  "method": m, "seed": int(seed_), **r.to_dict()})
+            row.update(n_seeds=len(avg), n_paired=len(avg), seeds=" ".join(map(str, avg.index)))
+            if m != BASELINE:
+                for c in TASK_COLS:
+                    row[f"{c}_delta_std"] = _std(avg[f"{c}_delta"])
+                    row[f"{c}_p"] = _pvalue(avg[f"{c}_delta"])
+                row["delta_mean_std"] = _std(avg["delta_mean"])
+                row["delta_mean_p"] = _pvalue(avg["delta_mean"])
+        out.append(row)
+    if len(set(counts.values())) > 1:
+        notes.append("average block: methods are averaged over different numbers of datasets ("
+                     + ", ".join(f"{m} {n}" for m, n in counts.items()) + ")")
+    by_method = {m: {r["seed"]: r["delta_mean"] for r in out_seeds if r["method"] == m} for m in counts}
+    _rank_block(out, by_method)
+    return out, out_seeds
+
+
+def compute_report(df: pd.DataFrame) -> Report:
+    """Table 2 for every (profile, data_source) group of a long metrics table.
+
+    Uses only ``primary`` rows of the ``test`` split. Per (dataset, method, task): mean and std
+    over seeds; Δ_task by eq. (3) from the MTL mean vs the STL mean of the same dataset; Δ_mean the
+    mean of the two Δ_task; rank by Δ_mean with STL at 0; then the ``average`` block.
+    """
+    df = normalize_metrics(df)
+    prim = df[df["primary"] & (df["split"] == "test")]
+    rows: list[dict] = []
+    seed_rows: list[dict] = []
+    notes: dict[tuple[str, str], list[str]] = {}
+    for (profile, source), grp in prim.groupby(["profile", "data_source"], sort=True):
+        group_notes = notes.setdefault((profile, source), [])
+        if grp.duplicated(["dataset", "method", "seed", "task"]).any():
+            group_notes.append("duplicated (dataset, method, seed, task) rows were averaged")
+        for (d, t), ms in grp.groupby(["dataset", "task"], sort=False)["metric"].unique().items():
+            if len(ms) > 1:
+                group_notes.append(f"{d}/{t}: several primary metrics {list(ms)}; using {ms[0]}")
+                grp = grp[(grp["dataset"] != d) | (grp["task"] != t) | (grp["metric"] == ms[0])]
+        block_rows: list[dict] = []
+        for dataset in _ordered(grp["dataset"], CANONICAL_DATASETS):
+            r, s = _dataset_block(grp[grp["dataset"] == dataset], profile, source, dataset,
+                                  group_notes)
+            block_rows += r
+            seed_rows += s
+        avg, avg_seeds = _average_block(block_rows, seed_rows, profile, source, group_notes)
+        rows += block_rows + avg
+        seed_rows += avg_seeds
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    for col in ("rank", "task1_n", "task2_n", "n_seeds", "n_paired", "n_datasets"):
+        table[col] = table[col].astype("Int64")
+    per_seed = pd.DataFrame(seed_rows, columns=["profile", "data_source", "dataset", "method",
+                                                "seed", *DELTA_COLS])
+    return Report(table=table, per_seed=per_seed, notes=notes)
+
+
+def compute_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Table 2 as a DataFrame (see :func:`compute_report`); group notes in ``.attrs['notes']``."""
+    report = compute_report(df)
+    table = report.table
+    table.attrs["notes"] = report.notes
+    return table
+
+
+def rank_and_average(table: pd.DataFrame) -> pd.DataFrame:
+    """Ranks and the average block from given Δ columns (e.g. the published ones).
+
+    Used to check that our ranking and averaging rules give back the paper's Rank column and
+    Average block from the paper's own Δ values. STL rows take Δ = 0.
+    """
+    src = table[table["dataset"] != AVERAGE].copy()
+    src.loc[src["method"] == BASELINE, list(DELTA_COLS)] = 0.0
+    rows: list[dict] = []
+    for dataset in _ordered(src["dataset"], CANONICAL_DATASETS):
+        block = [dict(r) for _, r in src[src["dataset"] == dataset].iterrows()]
+        _rank_block(block, {})
+        rows += block
+    avg, _ = _average_block(rows, [], "", "", [])
+    keep = ["dataset", "method", *DELTA_COLS, "rank", "n_datasets"]
+    return pd.DataFrame([{k: r.get(k) for k in keep} for r in rows + avg])
+
+
+# ----------------------------------------------------------------------------- paper comparison
+COMPARE_COLS = ("task1_mean", "task1_delta", "task2_mean", "task2_delta", "delta_mean", "rank")
+
+
+def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Side by side, per (dataset, method) present in both: published, reproduced, difference
+    (reproduced − published) for each M and Δ column and the rank."""
+    paper = load_paper_table() if paper is None else paper
+    merged = paper.merge(table, on=["dataset", "method"], suffixes=("_published", "_reproduced"))
+    out = merged[["dataset", "method"]].copy()
+    for col in COMPARE_COLS:
+        pub = pd.to_numeric(merged[f"{col}_published"], errors="coerce").astype(float)
+        rep = pd.to_numeric(merged[f"{col}_reproduced"], errors="coerce").astype(float)
+        out[f"{col}_published"], out[f"{col}_reproduced"], out[f"{col}_diff"] = pub, rep, rep - pub
+    mism = []
+    for c in ("task1_name", "task2_name"):
+        bad = (merged[f"{c}_published"] != merged[f"{c}_reproduced"]) & (merged["dataset"] != AVERAGE)
+        mism += [f"{d}: {c} is {r!r}, the paper's is {p!r}" for d, p, r in
+                 merged.loc[bad, ["dataset", f"{c}_published", f"{c}_reproduced"]].drop_duplicates().values]
+    out.attrs["notes"] = mism
+    return out.reset_index(drop=True)
