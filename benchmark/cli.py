@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -24,8 +25,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--data", default="auto", choices=("auto", "real", "synthetic"),
                    help="auto: real data where prepared or pointed at, else the synthetic stand-in")
     p.add_argument("--data-root", default=None, help="folder holding the raw or prepared real datasets")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="real data: skip unreadable or inconsistent samples with a warning and a count")
     p.add_argument("--results", default="results", help="results folder (default: results/)")
-    p.add_argument("--jobs", type=int, default=1, help="cells run in parallel (joblib processes)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="cells run in parallel (joblib processes); default: one per CPU core on cpu, 1 on a GPU")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--force", action="store_true", help="recompute finished cells")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
@@ -46,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configs = [resolve_config(d, m, s, profile, sources[d], args.data_root)
+    configs = [resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad)
                for d in datasets for m in methods for s in args.seeds]
     print(f"profile {profile.name} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
@@ -60,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
-    outcomes = run_grid(configs, args.results, args.jobs, args.device, args.force, not args.no_progress)
+    jobs = args.jobs or ((os.cpu_count() or 1) if args.device == "cpu" else 1)
+    outcomes = run_grid(configs, args.results, jobs, args.device, args.force, not args.no_progress)
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished; results in "
           f"{Path(args.results) / 'metrics.csv'}")
@@ -75,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def _render_report(results: Path) -> int:
     try:
         from benchmark.report import write_report
-        files = write_report(results / "metrics.csv", results / "report")
+        files = write_report(results / "metrics.csv", results / "report", compare_paper=True)
     except Exception as exc:  # the results are safe on disk; say what went wrong with the report
         print(f"error: the report could not be rendered: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1

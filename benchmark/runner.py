@@ -20,7 +20,7 @@ from benchmark.config import CellConfig, Profile
 from benchmark.evaluation import evaluate
 from benchmark.metrics import HIGHER_IS_BETTER
 from benchmark.training import train_network
-from data import get_dataset
+from data import get_dataset, load_real
 from data.base import TaskData
 from models import build_model, count_parameters
 
@@ -34,11 +34,11 @@ class Outcome:
 
 
 def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
-                   data_root: str | None = None) -> CellConfig:
+                   data_root: str | None = None, skip_bad: bool = False) -> CellConfig:
     spec = get_dataset(dataset).spec
     return CellConfig(dataset, method, seed, profile, data_source, data_root,
                       image_size=profile.image_size or spec.native_size,
-                      batch_size=profile.batch_size or spec.paper_batch_size)
+                      batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad)
 
 
 def load_data(cfg: CellConfig) -> TaskData:
@@ -46,7 +46,7 @@ def load_data(cfg: CellConfig) -> TaskData:
     if cfg.data_source == "synthetic":
         n_train, n_val, n_test = cfg.profile.synthetic_sizes
         return entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
-    raise NotImplementedError(f"real data for {cfg.dataset} is not available in this version")
+    return load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)
 
 
 def _code_version() -> str:
@@ -128,7 +128,8 @@ def run_grid(configs: list[CellConfig], results: str, jobs: int = 1, device: str
             pending.append(cfg)
     if outcomes:
         log(f"{len(outcomes)} cell(s) already finished (use --force to recompute)")
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    jobs = max(1, min(jobs, len(pending)))
+    threads = max(1, (os.cpu_count() or 1) // jobs)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -40,12 +40,12 @@ def _draw(rng: np.random.Generator, n: int, size: int) -> Split:
     body = ellipse(size, sx, sy, u(0.62, 0.75), u(0.7, 0.85))
     upper = (level > 0.6)[:, None, None]
     parotid_on = ((level > 0.3) & (level < 0.85))[:, None, None]
-    stem = ellipse(size, sx + u(-0.03, 0.03), sy + u(0.2, 0.3), u(0.14, 0.18), u(0.13, 0.17)) & upper
-    cord_r = u(0.08, 0.1)
-    cord_c = (sx + u(-0.03, 0.03), sy + u(0.42, 0.5))
+    stem = ellipse(size, sx + u(-0.03, 0.03), sy + u(0.2, 0.3), u(0.18, 0.22), u(0.16, 0.2)) & upper
+    cord_r = u(0.11, 0.13)
+    cord_c = (sx + u(-0.03, 0.03), sy + u(0.4, 0.48))
     cord = ellipse(size, *cord_c, cord_r, cord_r) & ~upper
-    vertebra = ellipse(size, *cord_c, cord_r * 2.2, cord_r * 2.2) & ~upper & ~cord
-    parotids = [ellipse(size, sx + side * u(0.4, 0.5), sy + u(-0.05, 0.1), u(0.13, 0.17), u(0.17, 0.23)) & parotid_on
+    vertebra = ellipse(size, *cord_c, cord_r * 1.9, cord_r * 1.9) & ~upper & ~cord
+    parotids = [ellipse(size, sx + side * u(0.4, 0.5), sy + u(-0.05, 0.1), u(0.15, 0.19), u(0.2, 0.26)) & parotid_on
                 for side in (1, -1)]  # left parotid on the image's right (radiological view)
     side = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)
     tx, ty, tr = sx + side * u(0.0, 0.35), sy + u(-0.45, 0.05), u(0.12, 0.22)

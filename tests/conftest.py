@@ -8,6 +8,10 @@ OPENKBP_SAMPLE = os.path.abspath(os.path.join(SHARED, "data", "openkbp-sample"))
 
 
 def pytest_configure(config):
+    # Tests never see a real dataset someone prepared in the repository's cache: `--data auto`
+    # must resolve to the synthetic stand-ins unless a test points at real files itself.
+    import tempfile
+    os.environ["CTAN_DATA_CACHE"] = tempfile.mkdtemp(prefix="ctan-test-cache-")
     # Tiny tensors gain nothing from a second thread, and OpenMP threads that wait for a busy core
     # slow a forward pass from 50 ms to 4 s (measured): tests use one thread.
     torch.set_num_threads(1)

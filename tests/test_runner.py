@@ -1,0 +1,140 @@
+"""Runner, store and CLI (issue 3): the smoke grid end to end, resume after a kill, failing cells."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import reproduce
+from benchmark import runner, store
+from benchmark.config import get_profile
+from benchmark.training import NonFiniteLoss, train_network
+from data import DATASETS
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = ["dataset", "method", "seed", "task", "metric", "split"]
+
+
+def _cells(df: pd.DataFrame) -> set:
+    return set(df[["dataset", "method", "seed"]].itertuples(index=False, name=None))
+
+
+@pytest.fixture(scope="module")
+def smoke_grid(tmp_path_factory):
+    results = tmp_path_factory.mktemp("smoke")
+    status = reproduce.main(["--all", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+                             "--results", str(results), "--no-progress", "--jobs", "2"])
+    return results, status
+
+
+def test_smoke_grid_fills_the_long_csv(smoke_grid):
+    results, status = smoke_grid
+    assert status == 0
+    df = pd.read_csv(results / "metrics.csv")
+    for col in ["dataset", "method", "seed", "task", "metric", "value", "higher_is_better", "primary", "split",
+                "data_source", "profile"]:
+        assert col in df.columns
+    assert len(_cells(df)) == 16
+    assert not df.duplicated(KEY).any()
+    assert set(df.data_source) == {"synthetic"} and set(df.profile) == {"smoke"}
+    test_primary = df[df.primary & (df.split == "test")]
+    assert len(test_primary) == 32                         # 16 cells x 2 tasks
+    expected = {(d, t.name, t.metric) for d, e in DATASETS.items() for t in e.spec.tasks}
+    assert set(test_primary[["dataset", "task", "metric"]].itertuples(index=False, name=None)) == expected
+    assert test_primary.value.notna().all()
+    epochs = pd.read_csv(results / "epochs.csv")
+    assert set(epochs.network[epochs.method == "stl"]) == {"segmentation", "dose", "diagnosis", "covid", "severity"}
+    assert (epochs[epochs.method != "stl"].network == "joint").all()
+    assert (results / "report" / "table2.md").is_file() and (results / "report" / "table2.tex").is_file()
+    cell = store.cell_dir(results, "smoke", "synthetic", "stoic", "ctan", 0)
+    meta = (cell / "cell.json").read_text()
+    assert '"parameters"' in meta and '"wall_seconds"' in meta and '"config_hash"' in meta
+
+
+def test_rerun_skips_finished_cells_and_force_recomputes(smoke_grid, capsys):
+    results, _ = smoke_grid
+    marker = store.cell_dir(results, "smoke", "synthetic", "stoic", "hps", 0) / "metrics.csv"
+    before = marker.stat().st_mtime_ns
+    args = ["--dataset", "stoic", "--method", "hps", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+            "--results", str(results), "--no-progress", "--no-report", "--jobs", "1"]
+    assert reproduce.main(args) == 0
+    assert "already finished" in capsys.readouterr().out
+    assert marker.stat().st_mtime_ns == before
+    assert reproduce.main(args + ["--force"]) == 0
+    assert marker.stat().st_mtime_ns != before
+    assert len(_cells(pd.read_csv(results / "metrics.csv"))) == 16
+
+
+def test_dry_run_lists_cells(tmp_path, capsys):
+    assert reproduce.main(["--dataset", "ham10000", "--seeds", "0", "1", "--results", str(tmp_path),
+                           "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "8 cells" in out and "SYNTHETIC" in out and "pending" in out
+    assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_a_failing_cell_is_recorded_and_the_grid_goes_on(tmp_path, monkeypatch):
+    real_build = runner.build_model
+
+    def build(method, *args, **kwargs):
+        if method == "mtan":
+            raise RuntimeError("injected failure")
+        return real_build(method, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "build_model", build)
+    status = reproduce.main(["--dataset", "stoic", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+                             "--results", str(tmp_path), "--no-progress", "--jobs", "1"])
+    assert status == 1
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(df.method) == {"stl", "hps", "ctan"}
+    failures = pd.read_csv(tmp_path / "failures.csv")
+    assert failures[["dataset", "method"]].values.tolist() == [["stoic", "mtan"]]
+    assert "injected failure" in failures.error[0]
+    monkeypatch.setattr(runner, "build_model", real_build)   # the re-run heals the grid
+    assert reproduce.main(["--dataset", "stoic", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+                           "--results", str(tmp_path), "--no-progress", "--no-report", "--jobs", "1"]) == 0
+    assert len(pd.read_csv(tmp_path / "failures.csv")) == 0
+    assert len(_cells(pd.read_csv(tmp_path / "metrics.csv"))) == 4
+
+
+def test_killed_grid_resumes_with_every_cell_exactly_once(tmp_path):
+    args = [sys.executable, "reproduce.py", "--dataset", "stoic", "--dataset", "ham10000", "--profile", "smoke",
+            "--seeds", "0", "--data", "synthetic", "--results", str(tmp_path), "--no-progress", "--no-report",
+            "--jobs", "1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    finished = []
+    while time.time() < deadline and len(finished) < 2 and proc.poll() is None:
+        time.sleep(0.2)
+        finished = list((tmp_path / "runs").glob("*/*/*/seed*/metrics.csv"))
+    assert proc.poll() is None, "the grid ended before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/*/*/seed*/metrics.csv")}
+    assert 2 <= len(done_before) < 8
+    subprocess.run(args, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   timeout=600)
+    df = pd.read_csv(tmp_path / "metrics.csv")
+    assert len(_cells(df)) == 8
+    assert not df.duplicated(KEY).any()
+    for path, mtime in done_before.items():       # finished work was kept, not recomputed
+        assert path.stat().st_mtime_ns == mtime
+
+
+def test_nan_loss_stops_training_with_a_clear_error(monkeypatch):
+    import benchmark.training as training
+    from models import build_model
+
+    data = DATASETS["stoic"].synthetic(0, 8, 4, 4, 32)
+    spec = data.spec
+    monkeypatch.setattr(training, "make_loss", lambda task: (lambda out, y: out.sum() * float("nan")))
+    net = build_model("hps", spec.tasks, "resnet18", in_channels=spec.in_channels)
+    with pytest.raises(NonFiniteLoss, match="stoic: training loss of task 'covid' is nan in epoch 0"):
+        train_network(net, spec.tasks, data, get_profile("smoke"), 4, 0)
