@@ -1,6 +1,7 @@
 """The four datasets of Table 2: an explicit registry of their specs and loaders."""
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -13,14 +14,22 @@ from data.spec import DatasetSpec
 class DatasetEntry:
     spec: DatasetSpec
     synthetic: Callable[..., TaskData]   # (seed, n_train, n_val, n_test, size) -> TaskData
-    real: Callable[..., TaskData] | None = None   # (root, size) -> TaskData
+    real: Callable[..., TaskData] | None = None   # (data_root, size, skip_bad=False) -> TaskData
+
+
+def _real(module: str) -> Callable[..., TaskData]:
+    """The ``load`` of a real-data reader, imported on first use (Pillow, SimpleITK, nibabel load lazily)."""
+    def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
+        return importlib.import_module(module).load(data_root, size, skip_bad=skip_bad)
+    load.__qualname__ = load.__name__ = f"{module}.load"
+    return load
 
 
 DATASETS = {
-    "prostate": DatasetEntry(prostate.SPEC, prostate.synthetic),
-    "openkbp": DatasetEntry(openkbp.SPEC, openkbp.synthetic),
-    "ham10000": DatasetEntry(ham10000.SPEC, ham10000.synthetic),
-    "stoic": DatasetEntry(stoic.SPEC, stoic.synthetic),
+    "prostate": DatasetEntry(prostate.SPEC, prostate.synthetic, _real("data.real_prostate")),
+    "openkbp": DatasetEntry(openkbp.SPEC, openkbp.synthetic, _real("data.real_openkbp")),
+    "ham10000": DatasetEntry(ham10000.SPEC, ham10000.synthetic, _real("data.real_ham10000")),
+    "stoic": DatasetEntry(stoic.SPEC, stoic.synthetic, _real("data.real_stoic")),
 }
 
 
@@ -31,16 +40,40 @@ def get_dataset(name: str) -> DatasetEntry:
 
 
 def resolve_source(name: str, mode: str, data_root: str | None) -> str:
-    """Which data a dataset runs on: ``synthetic`` or ``real`` (``auto`` prefers real where available)."""
+    """Which data a dataset runs on: ``synthetic`` or ``real``.
+
+    ``auto`` picks real data where ``data_root`` holds the dataset (the folder itself or its
+    subfolder ``name``, recognised by layout) or where it has been prepared in the cache
+    (``python -m data.prepare``), and the synthetic stand-in otherwise; ``real`` insists.
+    """
     entry = get_dataset(name)
     if mode == "synthetic":
         return "synthetic"
     if mode not in ("auto", "real"):
         raise DataError(f"--data must be auto, real or synthetic, got {mode!r}")
-    if entry.real is not None and data_root:
-        return "real"
+    if entry.real is not None:
+        from data.prepare import find_real
+        if find_real(name, data_root) is not None:
+            return "real"
     if mode == "real":
-        raise DataError(f"no real {name} data: pass --data-root pointing at the downloaded dataset "
-                        f"(see docs/datasets.md)" if entry.real else f"a real-data loader for {name} is not "
-                        f"available yet")
+        if entry.real is None:
+            raise DataError(f"a real-data loader for {name} is not available yet")
+        from data.prepare import reader
+        where = f"in {data_root} (nor in its subfolder {name}/)" if data_root else "(no --data-root given)"
+        raise DataError(f"no real {name} data {where} and none prepared in the cache: pass --data-root "
+                        f"pointing at the downloaded dataset ({reader(name).LAYOUT}; see docs/datasets.md)")
     return "synthetic"
+
+
+def real_source(name: str, data_root: str | None) -> str | None:
+    """Where real ``name`` data would be read from (a raw folder or a prepared cache), or None."""
+    from data.prepare import find_real
+    return find_real(name, data_root) if get_dataset(name).real is not None else None
+
+
+def load_real(name: str, data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
+    """The real dataset ``name`` at ``size`` x ``size`` (prepared on first use; see docs/datasets.md)."""
+    entry = get_dataset(name)
+    if entry.real is None:
+        raise DataError(f"a real-data loader for {name} is not available yet")
+    return entry.real(data_root, size, skip_bad=skip_bad).validate()

@@ -1,0 +1,174 @@
+"""Real HAM10000 (Tschandl et al. 2018) as distributed on Harvard Dataverse (docs/datasets.md).
+
+``HAM10000_metadata.csv`` (lesion_id, image_id, dx, ...), ``ISIC_<id>.jpg`` images and
+``ISIC_<id>_segmentation.png`` lesion masks anywhere below the root (the zips unpack into
+``HAM10000_images_part_1/``, ``..._part_2/`` and ``HAM10000_segmentations_lesion_tschandl/``).
+Split by lesion (no lesion in two splits), stratified by diagnosis, seeded; saved as split.csv.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from data import ham10000
+from data.base import DataError, TaskData
+from data.prepare import BadInput, load as _load, stratified_split
+
+NAME = "ham10000"
+SPEC = ham10000.SPEC
+VERSION = "ham10000-1"
+CLASSES = ham10000.CLASSES
+METADATA = "HAM10000_metadata.csv"
+SPLIT_SEED = 0
+LAYOUT = f"{METADATA}, ISIC_*.jpg images and ISIC_*_segmentation.png lesion masks (in any subfolders)"
+SUBDIRS = ()
+_MASK_SUFFIX = "_segmentation"
+_CHUNK = 64
+
+
+def looks_like(path: Path) -> bool:
+    return (path / METADATA).is_file()
+
+
+def params(size: int) -> dict:
+    return {"size": size, "aspect": "squash to square", "rgb": "[0, 1]", "split": "lesion, dx-stratified 70/10/20",
+            "split_seed": SPLIT_SEED}
+
+
+def read_metadata(root: Path) -> pd.DataFrame:
+    path = root / METADATA
+    try:
+        md = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt CSV ({str(exc).splitlines()[0][:120]})") from None
+    missing = [c for c in ("lesion_id", "image_id", "dx") if c not in md.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing} (has {list(md.columns)})")
+    md = md.apply(lambda c: c.str.strip())
+    dup = md["image_id"].duplicated()
+    if dup.any():
+        raise DataError(f"{path}: image {md['image_id'][dup].iloc[0]} is listed twice")
+    return md
+
+
+def scan(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """``{image_id: jpg}`` and ``{image_id: mask png}`` found anywhere below ``root``."""
+    images, masks = {}, {}
+    for f in sorted(root.rglob("ISIC_*")):
+        stem = f.name.rsplit(".", 1)[0]
+        if f.suffix.lower() == ".png" and stem.endswith(_MASK_SUFFIX):
+            table, key = masks, stem[: -len(_MASK_SUFFIX)]
+        elif f.suffix.lower() in (".jpg", ".jpeg"):
+            table, key = images, stem
+        else:
+            continue
+        if key in table:
+            raise DataError(f"{key}: found twice, {table[key]} and {f}")
+        table[key] = f
+    return images, masks
+
+
+def inventory(root: Path) -> list[Path]:
+    md = read_metadata(root)
+    images, masks = scan(root)
+    ids = md["image_id"]
+    return [root / METADATA] + [images[i] for i in ids if i in images] + [masks[i] for i in ids if i in masks]
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()  # decodes now: a truncated or corrupt file fails here, not later
+        return im
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def read_pair(image_path: Path, mask_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """RGB in [0, 1] as [3, size, size] and the binary lesion mask as [size, size] (whole field of view)."""
+    im = _open(image_path).convert("RGB")
+    mask = _open(mask_path)
+    if mask.size != im.size:
+        raise DataError(f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
+                        f"{im.size[0]}x{im.size[1]}")
+    m = np.asarray(mask.convert("L"))
+    values = np.unique(m)
+    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
+        raise DataError(f"{mask_path}: not a binary mask (values {values[:6].tolist()}...)")
+    rgb = np.asarray(im.resize((size, size), Image.BILINEAR), np.float32) / 255.0
+    binary = Image.fromarray(((m > 0) * 255).astype(np.uint8)).resize((size, size), Image.NEAREST)
+    return rgb.transpose(2, 0, 1), np.asarray(binary) > 127
+
+
+def read(root: Path, size: int, writer, bad: BadInput) -> dict:
+    md = read_metadata(root)
+    listed = set(md["image_id"])
+    images, masks = scan(root)
+    keep = []
+    for i, r in enumerate(md.itertuples(index=False)):
+        try:
+            if r.dx not in CLASSES:
+                raise DataError(f"{root / METADATA}: line {i + 2} ({r.image_id}): unknown diagnosis {r.dx!r}; "
+                                f"expected one of {', '.join(CLASSES)}")
+            if r.image_id not in images:
+                raise DataError(f"{r.image_id}: listed in {METADATA} but no {r.image_id}.jpg under {root}")
+            if r.image_id not in masks:
+                raise DataError(f"{images[r.image_id]}: image without a mask ({r.image_id}{_MASK_SUFFIX}.png)")
+        except DataError as exc:
+            bad.handle(exc)
+            continue
+        keep.append(i)
+    md = md.iloc[keep]
+    conflict = md.groupby("lesion_id")["dx"].nunique()
+    for lesion in conflict[conflict > 1].index:
+        bad.handle(DataError(f"{root / METADATA}: lesion {lesion} has conflicting diagnoses "
+                             f"{sorted(set(md['dx'][md['lesion_id'] == lesion]))}"))
+        md = md[md["lesion_id"] != lesion]
+    lesions = md.drop_duplicates("lesion_id")
+    assign = stratified_split(list(lesions["lesion_id"]), list(lesions["dx"]), SPLIT_SEED)
+    md = md.assign(split=md["lesion_id"].map(assign)).sort_values("image_id")
+    done = []
+    for split in ("train", "val", "test"):
+        rows = md[md["split"] == split]
+        for start in range(0, len(rows), _CHUNK):
+            imgs, segs, ids, labels = [], [], [], []
+            for r in rows.iloc[start:start + _CHUNK].itertuples(index=False):
+                try:
+                    img, seg = read_pair(images[r.image_id], masks[r.image_id], size)
+                except DataError as exc:
+                    bad.handle(exc)
+                    continue
+                imgs.append(img)
+                segs.append(seg)
+                ids.append(r.image_id)
+                labels.append(CLASSES.index(r.dx))
+            if ids:
+                writer.append(split, image=np.stack(imgs),
+                              targets={"segmentation": np.stack(segs).astype(np.int64),
+                                       "diagnosis": np.asarray(labels, np.int64)}, case_id=ids)
+                done += ids
+    kept = md[md["image_id"].isin(set(done))]
+    writer.write_text("split.csv", kept[["image_id", "lesion_id", "dx", "split"]].to_csv(index=False))
+    return {"unit": "images", "lesions": {s: int(kept[kept["split"] == s]["lesion_id"].nunique())
+                                          for s in ("train", "val", "test")},
+            "class_counts": {s: {c: int(((kept["split"] == s) & (kept["dx"] == c)).sum()) for c in CLASSES}
+                             for s in ("train", "val", "test")},
+            "unlisted_images": len(set(images) - listed)}
+
+
+def describe(manifest: dict) -> str:
+    c = manifest["counts"]
+    return (f"HAM10000 dermatoscopic images ({manifest['params']['size']} px; lesion-level split "
+            f"train {c['train']} / val {c['val']} / test {c['test']} images)")
+
+
+def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
+    """Real HAM10000 at ``size`` x ``size`` (prepared and cached on first use)."""
+    return _load(NAME, data_root, size, skip_bad)

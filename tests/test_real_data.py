@@ -1,0 +1,356 @@
+"""Real-data loaders (issue 5): fixtures in each publisher's format, the OpenKBP sample, the cache,
+``--data auto|real|synthetic``, and one clear error per kind of bad input."""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+
+import data
+from data import cache as C
+from data import prepare as P
+from data import real_ham10000, real_openkbp, real_prostate, real_stoic
+from data.base import DataError
+from tests.conftest import require_openkbp_sample
+from tests.real_fixtures import OKBP_ORGANS, write_ham, write_openkbp, write_prostate, write_stoic
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    """Every test gets its own empty cache (never the repository's data/cache/)."""
+    monkeypatch.setenv(C.ENV_VAR, str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _error(fn, *args, **kwargs) -> str:
+    """The message of the DataError ``fn`` raises: one line, no library traceback text."""
+    with pytest.raises(DataError) as info:
+        fn(*args, **kwargs)
+    msg = str(info.value)
+    assert "\n" not in msg and "Traceback" not in msg
+    assert info.value.__cause__ is None or isinstance(info.value.__cause__, DataError)
+    return msg
+
+
+# ------------------------------------------------------------------------------------------ OpenKBP
+
+def test_openkbp_fixture_shapes_units_and_masks(tmp_path):
+    vols = write_openkbp(tmp_path / "okbp")
+    d = data.load_real("openkbp", str(tmp_path / "okbp"), 128)
+    assert d.source == "real" and d.counts() == {"train": 2 * 5, "val": 5, "test": 5}  # OAR slices 58..62
+    tr = d.splits["train"]
+    assert tr.image.shape == (10, 1, 128, 128) and tr.targets["dose"].shape == (10, 1, 128, 128)
+    assert tr.targets["segmentation"].dtype == np.int64 and tr.extras["dose_mask"].dtype == bool
+    assert list(tr.case_id) == ["pt_1"] * 5 + ["pt_2"] * 5
+    v = vols["pt_1"]
+    z = np.arange(58, 63)
+    np.testing.assert_allclose(tr.targets["dose"][:5, 0], np.moveaxis(v["dose"][:, :, z], 2, 0), atol=1e-4)
+    np.testing.assert_array_equal(tr.extras["dose_mask"][:5], np.moveaxis(v["possible_dose_mask"][:, :, z], 2, 0))
+    expected = np.zeros((128, 128, 5), np.int64)
+    for k, organ in enumerate(OKBP_ORGANS, start=1):  # later organs win where they overlap
+        expected[v[organ][:, :, z]] = k
+    np.testing.assert_array_equal(tr.targets["segmentation"][:5], np.moveaxis(expected, 2, 0))
+    hu = np.moveaxis(v["ct"][:, :, z], 2, 0) - 1000
+    np.testing.assert_allclose(tr.image[:5, 0], np.clip(hu, -1000, 1000) / 1000, atol=1e-5)
+    small = data.load_real("openkbp", str(tmp_path / "okbp"), 32)
+    assert small.splits["val"].image.shape == (5, 1, 32, 32)
+    assert set(np.unique(small.splits["val"].targets["segmentation"])) <= set(range(5))
+
+
+def test_openkbp_sample_matches_raw_csvs(tmp_path):
+    root = Path(require_openkbp_sample())
+    entry, manifest = P.prepare("openkbp", root, 128)
+    assert manifest["cases"] == {"train": 12, "val": 3, "test": 3}
+    assert manifest["counts"] == {"train": 1047, "val": 297, "test": 280}
+    splits = C.load_entry(entry)
+    assert isinstance(splits["train"].image, np.memmap)
+    for split, pt in (("train", "pt_17"), ("test", "pt_295")):
+        s = splits[split]
+        rows = np.flatnonzero(s.case_id == pt)
+        pdir = root / real_openkbp.SPLIT_DIRS[split] / pt
+        raw = {}
+        for name in ("dose", "possible_dose_mask") + OKBP_ORGANS:  # read independently of the loader
+            df = pd.read_csv(pdir / f"{name}.csv", index_col=0)
+            vol = np.zeros(128 ** 3, np.float32 if name == "dose" else bool)
+            vol[df.index.values] = df["data"].values if name == "dose" else True
+            raw[name] = vol.reshape(128, 128, 128)
+        organs = np.stack([raw[o] for o in OKBP_ORGANS])
+        z = np.nonzero(organs.any(axis=(0, 1, 2)))[0]
+        assert len(rows) == len(z)
+        dose = np.moveaxis(raw["dose"][:, :, z], 2, 0)
+        np.testing.assert_allclose(s.targets["dose"][rows, 0], dose, atol=1e-4)
+        assert 50 < dose.max() < 90  # Gy
+        pdm = np.moveaxis(raw["possible_dose_mask"][:, :, z], 2, 0)
+        np.testing.assert_array_equal(s.extras["dose_mask"][rows], pdm)
+        label = s.targets["segmentation"][rows]
+        for k, organ in enumerate(OKBP_ORGANS, start=1):
+            listed = np.moveaxis(raw[organ][:, :, z], 2, 0)
+            later = np.moveaxis(organs[k:].any(axis=0)[:, :, z], 2, 0)
+            assert np.array_equal(label == k, listed & ~later), organ  # exactly the listed voxels
+        assert (label[~np.moveaxis(organs.any(axis=0)[:, :, z], 2, 0)] == 0).all()
+
+
+def test_openkbp_sample_end_to_end(tmp_path):
+    sample = require_openkbp_sample()
+    import reproduce
+    results = tmp_path / "results"
+    status = reproduce.main(["--dataset", "openkbp", "--method", "hps", "--data", "real", "--data-root", sample,
+                             "--profile", "smoke", "--seeds", "0", "--results", str(results), "--no-progress",
+                             "--no-report"])
+    assert status == 0
+    metrics = pd.read_csv(results / "metrics.csv")
+    assert len(metrics) and set(metrics["data_source"]) == {"real"}
+    assert {"dice", "mae", "dose_score"} <= set(metrics["metric"])
+    assert np.isfinite(metrics[metrics.metric == "mae"]["value"]).all()
+
+
+# ------------------------------------------------------------------------------------------ HAM10000
+
+def test_ham10000_lesion_split_saved_and_stratified(tmp_path):
+    md = write_ham(tmp_path / "ham")
+    d = data.load_real("ham10000", str(tmp_path / "ham"), 16)
+    assert sum(d.counts().values()) == len(md) and all(n > 0 for n in d.counts().values())
+    (entry, manifest), = C.entries("ham10000")
+    split = pd.read_csv(entry / "split.csv")
+    assert split.groupby("lesion_id")["split"].nunique().max() == 1  # no lesion in two splits
+    assert set(split[split.split == "train"]["dx"]) == set(real_ham10000.CLASSES)  # every class in train
+    tr = d.splits["train"]
+    assert tr.image.shape[1:] == (3, 16, 16) and 0 <= tr.image.min() and tr.image.max() <= 1
+    lookup = md.set_index("image_id")["dx"]
+    assert [real_ham10000.CLASSES[k] for k in tr.targets["diagnosis"]] == [lookup[i] for i in tr.case_id]
+    assert tr.targets["segmentation"][:, 8, 8].all() and not tr.targets["segmentation"][:, 0, 0].any()
+    again, _ = P.prepare("ham10000", tmp_path / "ham", 16, cache=tmp_path / "elsewhere")  # seeded: same split
+    assert (again / "split.csv").read_text() == (entry / "split.csv").read_text()
+
+
+# ------------------------------------------------------------------------------------------ STOIC
+
+def test_stoic_25d_slices_labels_and_split(tmp_path):
+    ref = write_stoic(tmp_path / "stoic", flip_first=True)
+    d = data.load_real("stoic", str(tmp_path / "stoic"), 16)
+    assert sum(d.counts().values()) == 12 and all(n > 0 for n in d.counts().values())
+    all_ids = np.concatenate([s.case_id for s in d.splits.values()])
+    assert sorted(all_ids.astype(int)) == list(ref.PatientID)
+    lo, hi = real_stoic.HU_WINDOW
+    expected = [(np.clip(-1000 + 100 * z, lo, hi) - lo) / (hi - lo) * 2 - 1 for z in (3, 4, 6)]  # 35/50/65 % of 10
+    for s in d.splits.values():
+        assert s.image.shape[1:] == (3, 16, 16)
+        np.testing.assert_allclose(s.image[:, :, 8, 8], np.tile(expected, (len(s), 1)), atol=1e-5)  # incl. flipped
+        labels = ref.set_index(ref.PatientID.astype(str)).loc[s.case_id]
+        assert list(s.targets["covid"]) == list(labels.probCOVID)
+        assert list(s.targets["severity"]) == list(labels.probSevere)
+    (entry, _), = C.entries("stoic")
+    assert set(pd.read_csv(entry / "split.csv").split) == {"train", "val", "test"}
+
+
+# ------------------------------------------------------------------------------------------ Prostate
+
+@pytest.mark.parametrize("split_folders", [False, True])
+def test_prostate_nifti_format(tmp_path, split_folders):
+    vols = write_prostate(tmp_path / "prostate", split_folders=split_folders)
+    d = data.load_real("prostate", str(tmp_path / "prostate"), 16)
+    assert sum(len(set(s.case_id)) for s in d.splits.values()) == 10
+    assert all(len(s) == 6 * len(set(s.case_id)) for s in d.splits.values())  # organ slices z = 3..8
+    s = d.splits["train"]
+    assert s.image.shape[1:] == (1, 16, 16) and s.targets["segmentation"].shape[1:] == (16, 16)
+    cols = lambda k: np.nonzero(s.targets["segmentation"] == k)[2].mean()  # noqa: E731
+    rows = lambda k: np.nonzero(s.targets["segmentation"] == k)[1].mean()  # noqa: E731
+    organs = list(real_prostate.ORGANS)
+    assert cols(organs.index("left_femur") + 1) > 8 > cols(organs.index("right_femur") + 1)  # radiological
+    assert rows(organs.index("bladder") + 1) < 8 < rows(organs.index("rectum") + 1)  # anterior up
+    assert 0 < s.targets["dose"].max() <= 78 and s.extras["dose_mask"].any()
+    d128 = data.load_real("prostate", str(tmp_path / "prostate"), 24)
+    first = d128.splits["train"].case_id[0]
+    dose = vols[first]["dose"]
+    np.testing.assert_allclose(d128.splits["train"].targets["dose"][0, 0],
+                               resize_ref(dose[::-1, ::-1, 3].T, 24), atol=1e-3)
+
+
+def resize_ref(a: np.ndarray, size: int) -> np.ndarray:
+    return P.resize(a[None].astype(np.float32), size)[0]
+
+
+# ------------------------------------------------------------------------------------------ cache
+
+def test_cache_reused_keyed_on_raw_files_and_atomic(tmp_path, monkeypatch, _cache):
+    root = tmp_path / "okbp"
+    write_openkbp(root)
+    first = data.load_real("openkbp", str(root), 32)
+    assert isinstance(first.splits["train"].image, np.memmap)
+    monkeypatch.setattr(real_openkbp, "read", lambda *a: pytest.fail("raw data decoded twice"))
+    again = data.load_real("openkbp", str(root), 32)
+    np.testing.assert_array_equal(again.splits["train"].image, first.splits["train"].image)
+    manifest = C.entries("openkbp")[0][1]
+    assert manifest["counts"] == {"train": 10, "val": 5, "test": 5} and manifest["source"] == str(root.resolve())
+    monkeypatch.undo()
+    monkeypatch.setenv(C.ENV_VAR, str(_cache))
+    # Changed raw data gets a new entry: double pt_1's dose
+    path = root / "train-pats" / "pt_1" / "dose.csv"
+    df = pd.read_csv(path, index_col=0)
+    df["data"] *= 2
+    df.to_csv(path)
+    changed = data.load_real("openkbp", str(root), 32)
+    assert len(C.entries("openkbp")) == 2
+    assert changed.splits["train"].targets["dose"][:5].sum() == pytest.approx(
+        2 * first.splits["train"].targets["dose"][:5].sum(), rel=1e-4)
+
+    def interrupted(root, size, writer, bad):
+        writer.append("train", np.zeros((2, 1, 4, 4)), {"segmentation": np.zeros((2, 4, 4), np.int64)}, "x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(real_openkbp, "read", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.load_real("openkbp", str(root), 16)
+    assert len(C.entries("openkbp")) == 2 and not list((_cache / "openkbp").glob(".tmp-*"))
+
+
+def test_resolve_source_auto_real_synthetic(tmp_path):
+    parent = tmp_path / "datasets"
+    write_openkbp(parent / "openkbp")
+    assert data.resolve_source("openkbp", "synthetic", str(parent)) == "synthetic"
+    assert data.resolve_source("openkbp", "auto", None) == "synthetic"
+    assert data.resolve_source("openkbp", "auto", str(parent)) == "real"                 # parent/openkbp
+    assert data.resolve_source("openkbp", "auto", str(parent / "openkbp")) == "real"     # the folder itself
+    assert data.resolve_source("ham10000", "auto", str(parent)) == "synthetic"
+    msg = _error(data.resolve_source, "ham10000", "real", str(parent))
+    assert "ham10000" in msg and "HAM10000_metadata.csv" in msg
+    assert "no such folder" in _error(data.resolve_source, "openkbp", "auto", str(tmp_path / "nowhere"))
+    # Prepared once with the CLI, auto finds it in the cache without --data-root
+    assert P.main(["openkbp", "--source", str(parent), "--size", "32"]) == 0
+    assert data.resolve_source("openkbp", "auto", None) == "real"
+    assert data.load_real("openkbp", None, 32).counts() == {"train": 10, "val": 5, "test": 5}
+    shutil.rmtree(parent)  # raw data gone: the entry prepared at that size is still served
+    assert data.load_real("openkbp", None, 32).counts()["train"] == 10
+    assert "prepared only at size(s) [32]" in _error(data.load_real, "openkbp", None, 16)
+
+
+def test_prepare_cli_reports_counts(tmp_path, capsys):
+    write_stoic(tmp_path / "stoic")
+    assert P.main(["stoic", "--source", str(tmp_path / "stoic"), "--size", "16"]) == 0
+    out = capsys.readouterr().out
+    assert "prepared in" in out and "train 8 patients" in out and "test 3 patients" in out
+    assert P.main(["stoic", "--source", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    b = path.read_bytes()
+    path.write_bytes(b[: int(len(b) * keep)])
+
+
+def test_bad_missing_folder(tmp_path):
+    write_openkbp(tmp_path / "okbp")
+    shutil.rmtree(tmp_path / "okbp" / "test-pats")
+    msg = _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    assert "test-pats" in msg and "missing folder" in msg
+
+
+def test_bad_truncated_csv(tmp_path):
+    write_openkbp(tmp_path / "okbp")
+    path = tmp_path / "okbp" / "train-pats" / "pt_2" / "ct.csv"
+    text = path.read_text()
+    path.write_text(text[: text.rindex(",", 0, len(text) // 2)])  # cut inside a row: "index" without value
+    msg = _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    assert str(path) in msg and "truncated" in msg
+
+
+def test_bad_corrupt_csv(tmp_path):
+    write_openkbp(tmp_path / "okbp")
+    path = tmp_path / "okbp" / "validation-pats" / "pt_201" / "dose.csv"
+    path.write_bytes(b",data\n12,3.5\n\x00\xff\xfe\x89garbage,,,\n")
+    assert str(path) in _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+
+
+def test_bad_index_outside_volume(tmp_path):
+    write_openkbp(tmp_path / "okbp")
+    path = tmp_path / "okbp" / "train-pats" / "pt_1" / "Brainstem.csv"
+    with open(path, "a") as f:
+        f.write(f"{128 ** 3},\n")
+    msg = _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    assert str(path) in msg and "outside the 128x128x128 volume" in msg
+
+
+def test_bad_corrupt_and_truncated_jpeg_png(tmp_path):
+    write_ham(tmp_path / "ham")
+    jpg = tmp_path / "ham" / "HAM10000_images_part_1" / "ISIC_0000003.jpg"
+    _truncate(jpg)
+    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    assert str(jpg) in msg and "corrupt or truncated" in msg
+    shutil.copy(tmp_path / "ham" / "HAM10000_images_part_1" / "ISIC_0000004.jpg", jpg)
+    png = tmp_path / "ham" / "HAM10000_segmentations_lesion_tschandl" / "ISIC_0000005_segmentation.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
+    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    assert str(png) in msg and "corrupt or truncated" in msg
+
+
+def test_bad_image_without_mask(tmp_path):
+    write_ham(tmp_path / "ham")
+    (tmp_path / "ham" / "HAM10000_segmentations_lesion_tschandl" / "ISIC_0000002_segmentation.png").unlink()
+    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    assert "ISIC_0000002.jpg" in msg and "without a mask" in msg
+
+
+def test_bad_unknown_label(tmp_path):
+    md = write_ham(tmp_path / "ham")
+    md.loc[3, "dx"] = "melanoma"
+    md.to_csv(tmp_path / "ham" / "HAM10000_metadata.csv", index=False)
+    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    assert "HAM10000_metadata.csv" in msg and "unknown diagnosis 'melanoma'" in msg
+    ref = write_stoic(tmp_path / "stoic")
+    ref.loc[0, "probCOVID"] = 2
+    ref.to_csv(tmp_path / "stoic" / "metadata" / "reference.csv", index=False)
+    msg = _error(data.load_real, "stoic", str(tmp_path / "stoic"), 16)
+    assert "reference.csv" in msg and "unknown label probCOVID='2'" in msg
+
+
+def test_bad_corrupt_mha_and_wrong_shape(tmp_path):
+    write_stoic(tmp_path / "stoic")
+    mha = tmp_path / "stoic" / "data" / "mha" / "104.mha"
+    _truncate(mha)
+    msg = _error(data.load_real, "stoic", str(tmp_path / "stoic"), 16)
+    assert str(mha) in msg and "corrupt or truncated MHA" in msg
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((20, 20), np.int16)), str(mha))  # a 2D image
+    msg = _error(data.load_real, "stoic", str(tmp_path / "stoic"), 16)
+    assert str(mha) in msg and "expected a 3D" in msg
+
+
+def test_bad_nifti_truncated_and_wrong_shape(tmp_path):
+    write_prostate(tmp_path / "prostate", n=10)
+    ct = tmp_path / "prostate" / "patient03" / "ct.nii.gz"
+    _truncate(ct)
+    msg = _error(data.load_real, "prostate", str(tmp_path / "prostate"), 16)
+    assert str(ct) in msg and "corrupt or truncated NIfTI" in msg
+    write_prostate(tmp_path / "p2", n=10)
+    dose = tmp_path / "p2" / "patient05" / "dose.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((24, 20, 11), np.float32), np.diag([2.0, 2.0, 3.0, 1.0])), dose)
+    msg = _error(data.load_real, "prostate", str(tmp_path / "p2"), 16)
+    assert str(dose) in msg and "shape (24, 20, 11)" in msg
+    (tmp_path / "p2" / "structure_map.json").write_text('{"Rectum": "rectum"}')
+    assert "no structure is mapped" in _error(data.load_real, "prostate", str(tmp_path / "p2"), 16)
+
+
+def test_skip_bad_skips_with_one_warning_and_a_count(tmp_path):
+    md = write_ham(tmp_path / "ham")
+    _truncate(tmp_path / "ham" / "HAM10000_images_part_1" / "ISIC_0000000.jpg")
+    with gzip.open(tmp_path / "ham" / "unused.gz", "wb") as f:  # stray files are ignored
+        f.write(b"x")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        d = data.load_real("ham10000", str(tmp_path / "ham"), 16, skip_bad=True)
+    skipped = [w for w in caught if "skipped 1 bad sample" in str(w.message)]
+    assert len(skipped) == 1 and "ISIC_0000000.jpg" in str(skipped[0].message)
+    assert sum(d.counts().values()) == len(md) - 1
+    assert "ISIC_0000000.jpg: corrupt or truncated" in C.entries("ham10000")[0][1]["skipped"][0]
+    # The cached entry lacks a sample: without --skip-bad it is an error, not silently fewer data
+    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    assert "--skip-bad" in msg and "ISIC_0000000.jpg" in msg
