@@ -8,6 +8,7 @@ from pathlib import Path
 
 from benchmark import store
 from benchmark.config import PROFILES, get_profile
+from benchmark.parallel import Execution, SlurmOptions
 from data import DATASETS, resolve_source
 from data.base import DataError
 from models import MODELS
@@ -31,6 +32,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=None,
                    help="cells run in parallel (joblib processes); default: one per CPU core on cpu, 1 on a GPU")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
+    p.add_argument("--devices", default=None,
+                   help="comma-separated devices, e.g. cuda:0,cuda:1: each running cell holds one of them")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per cell (default: cores / jobs)")
+    p.add_argument("--backend", default="loky", choices=("loky", "dask"),
+                   help="loky: processes on this machine; dask: a Dask cluster through joblib")
+    p.add_argument("--scheduler", default=None, help="dask: address of a running scheduler, e.g. tcp://host:8786")
+    p.add_argument("--cluster", default="local", choices=("local", "slurm"),
+                   help="dask without --scheduler: a LocalCluster of --jobs workers, or Slurm jobs")
+    p.add_argument("--slurm-queue", default=None, help="Slurm partition")
+    p.add_argument("--slurm-account", default=None, help="Slurm account")
+    p.add_argument("--slurm-walltime", default="24:00:00", help="time limit per Slurm job")
+    p.add_argument("--slurm-memory", default="32GB", help="memory per Slurm job")
+    p.add_argument("--slurm-cores", type=int, default=8, help="CPU cores per Slurm job")
+    p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (--gres=gpu:N)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic algorithms (bit-identical reruns on GPU too, slower)")
     p.add_argument("--force", action="store_true", help="recompute finished cells")
     p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
     p.add_argument("--no-report", action="store_true", help="skip rendering the report after the run")
@@ -38,10 +55,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def execution_from_args(args: argparse.Namespace) -> Execution:
+    """Where the cells run: jobs default to one per core on a CPU and one per device otherwise."""
+    devices = tuple(d.strip() for d in (args.devices or args.device).split(",") if d.strip())
+    on_cpu = all(d == "cpu" for d in devices)
+    jobs = args.jobs or ((os.cpu_count() or 1) if on_cpu else len(devices))
+    slurm = SlurmOptions(args.slurm_queue, args.slurm_walltime, args.slurm_memory, args.slurm_cores,
+                         args.slurm_gpus, args.slurm_account)
+    return Execution(args.backend, jobs, devices, args.threads, args.scheduler, args.cluster, slurm)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.runner import resolve_config, run_grid
+    from benchmark.runner import enable_determinism, resolve_config, run_grid
 
     args = parse_args(argv)
+    if args.deterministic:
+        enable_determinism()
     profile = get_profile(args.profile)
     datasets = args.dataset or list(DATASETS)
     methods = args.method or list(MODELS)
@@ -50,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configs = [resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad)
+    configs = [resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad, args.deterministic)
                for d in datasets for m in methods for s in args.seeds]
     print(f"profile {profile.name} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
@@ -64,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
-    jobs = args.jobs or ((os.cpu_count() or 1) if args.device == "cpu" else 1)
-    outcomes = run_grid(configs, args.results, jobs, args.device, args.force, not args.no_progress)
+    outcomes = run_grid(configs, args.results, execution_from_args(args), args.force, not args.no_progress)
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished; results in "
           f"{Path(args.results) / 'metrics.csv'}")

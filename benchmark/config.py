@@ -60,6 +60,7 @@ class CellConfig:
     image_size: int | None = None    # resolved size
     batch_size: int | None = None    # resolved batch size
     skip_bad: bool = False           # real data: skip unreadable samples with a warning and a count
+    deterministic: bool = False      # deterministic algorithms (GPU reruns bit-identical)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -10,6 +10,7 @@ import subprocess
 import time
 import traceback
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from benchmark import store
 from benchmark.config import CellConfig, Profile
 from benchmark.evaluation import evaluate
 from benchmark.metrics import HIGHER_IS_BETTER
+from benchmark.parallel import Execution, execute, lease_device
 from benchmark.training import train_network
 from data import get_dataset, load_real
 from data.base import TaskData
@@ -34,11 +36,13 @@ class Outcome:
 
 
 def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
-                   data_root: str | None = None, skip_bad: bool = False) -> CellConfig:
+                   data_root: str | None = None, skip_bad: bool = False,
+                   deterministic: bool = False) -> CellConfig:
     spec = get_dataset(dataset).spec
     return CellConfig(dataset, method, seed, profile, data_source, data_root,
                       image_size=profile.image_size or spec.native_size,
-                      batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad)
+                      batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad,
+                      deterministic=deterministic)
 
 
 def load_data(cfg: CellConfig) -> TaskData:
@@ -47,6 +51,19 @@ def load_data(cfg: CellConfig) -> TaskData:
         n_train, n_val, n_test = cfg.profile.synthetic_sizes
         return entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
     return load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)
+
+
+def _versions() -> dict[str, str]:
+    """Library and code versions, so any number can be traced to how it was made."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "code": _code_version()}
+    for pkg in ("torch", "torchvision", "numpy", "monai", "scikit-learn", "pandas"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "absent"
+    return out
 
 
 def _code_version() -> str:
@@ -65,9 +82,18 @@ def _rows(cfg: CellConfig, task, task_index: int, results: dict, split: str, met
              "profile": cfg.profile.name} for m in metrics]
 
 
+def enable_determinism() -> None:
+    """Deterministic kernels everywhere (docs/scaling.md: what differs on GPU and how to pin it)."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False
+
+
 def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tuple[list[dict], list[dict], dict]:
     """Train and evaluate one cell; returns (metric rows, epoch rows, metadata)."""
     start = time.perf_counter()
+    if cfg.deterministic:
+        enable_determinism()
     data = load_data(cfg)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -90,33 +116,38 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
     meta = {"config": cfg.to_dict(), "config_hash": cfg.hash(), "wall_seconds": time.perf_counter() - start,
             "parameters": count_parameters(model), "selected_epoch": selected, "device": str(device),
             "data": {"source": data.source, "description": data.description, "counts": data.counts()},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "numpy": np.__version__, "code": _code_version()},
+            "versions": _versions(), "deterministic": torch.are_deterministic_algorithms_enabled(),
             "host": platform.node(), "threads": torch.get_num_threads()}
     return metric_rows, epoch_rows, meta
 
 
-def run_and_store(cfg: CellConfig, results: str, device: str = "cpu", threads: int | None = None,
+def run_and_store(cfg: CellConfig, results: str, devices: tuple[str, ...] = ("cpu",), threads: int | None = None,
                   progress: bool = False) -> Outcome:
-    """Run one cell and store it; any exception is recorded in the cell's error.txt, never raised."""
+    """Run one cell on a leased device and store it; any exception is recorded in the cell's
+    error.txt, never raised (one failing cell must not stop the grid)."""
     if threads:
         torch.set_num_threads(threads)
     directory = store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset, cfg.method, cfg.seed)
     start = time.perf_counter()
     try:
-        metrics, epochs, meta = run_cell(cfg, device, progress)
-        store.write_cell(directory, metrics, epochs, meta)
-    except Exception as exc:  # one failing cell must not stop the grid
+        with lease_device(tuple(devices), Path(results) / ".locks") as device:
+            metrics, epochs, meta = run_cell(cfg, device, progress)
+            store.write_cell(directory, metrics, epochs, meta)
+    except Exception as exc:
         store.write_failure(directory, traceback.format_exc())
         return Outcome(cfg, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
     primary = [r for r in metrics if r["primary"] and r["split"] == "test"]
     summary = ", ".join(f"{r['task']} {r['metric']} {r['value']:.2f}" for r in primary)
-    return Outcome(cfg, "finished", summary, time.perf_counter() - start)
+    return Outcome(cfg, "finished", f"on {device}: {summary}", time.perf_counter() - start)
 
 
-def run_grid(configs: list[CellConfig], results: str, jobs: int = 1, device: str = "cpu", force: bool = False,
+def run_grid(configs: list[CellConfig], results: str, execution: Execution = Execution(), force: bool = False,
              progress: bool = True, log=print) -> list[Outcome]:
-    """Run every pending cell (all of them with ``force``), serially or with joblib workers."""
+    """Run every pending cell (all of them with ``force``) and rebuild the aggregate CSVs.
+
+    If a worker process dies (killed, out of memory), the cells it had not finished are reported
+    as failed; finished cells are on disk and a re-run computes only what is missing.
+    """
     pending, outcomes = [], []
     for cfg in configs:
         d = store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset, cfg.method, cfg.seed)
@@ -128,29 +159,44 @@ def run_grid(configs: list[CellConfig], results: str, jobs: int = 1, device: str
             pending.append(cfg)
     if outcomes:
         log(f"{len(outcomes)} cell(s) already finished (use --force to recompute)")
-    jobs = max(1, min(jobs, len(pending)))
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    execution = replace(execution, jobs=max(1, min(execution.jobs, len(pending))))
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pending), desc="cells", unit="cell")
-    if jobs <= 1:
-        stream = (run_and_store(c, results, device, None, progress and bar is not None) for c in pending)
-    else:
-        from joblib import Parallel, delayed
-        stream = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-            delayed(run_and_store)(c, results, device, threads) for c in pending)
-    for outcome in stream:
-        outcomes.append(outcome)
-        c = outcome.config
-        line = (f"[{c.data_source}] {c.dataset}/{c.method} seed {c.seed}: {outcome.status} "
-                f"({outcome.seconds:.0f} s) {outcome.message}")
+    run = partial(run_and_store, results=results, devices=execution.devices)
+    seen = set()
+    try:
+        for outcome in execute(run, pending, execution, {"progress": bar is not None}):
+            outcomes.append(outcome)
+            seen.add(_key(outcome.config))
+            _report(outcome, bar, log)
+    except Exception as exc:  # a worker died: keep what finished, name what did not
+        for cfg in pending:
+            if _key(cfg) not in seen:
+                done = store.is_finished(store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset,
+                                                        cfg.method, cfg.seed))
+                outcome = Outcome(cfg, "finished" if done else "failed",
+                                  "" if done else f"worker lost: {type(exc).__name__}: {exc}")
+                outcomes.append(outcome)
+                _report(outcome, bar, log)
+    finally:
         if bar is not None:
-            bar.update(1)
-            bar.write(line)
-        else:
-            log(line)
-    if bar is not None:
-        bar.close()
-    store.rebuild(results)
+            bar.close()
+        store.rebuild(results)
     return outcomes
+
+
+def _key(cfg: CellConfig) -> tuple:
+    return cfg.dataset, cfg.method, cfg.seed
+
+
+def _report(outcome: Outcome, bar, log) -> None:
+    c = outcome.config
+    line = (f"[{c.data_source}] {c.dataset}/{c.method} seed {c.seed}: {outcome.status} "
+            f"({outcome.seconds:.0f} s) {outcome.message}")
+    if bar is not None:
+        bar.update(1)
+        bar.write(line)
+    else:
+        log(line)
