@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -78,6 +79,25 @@ def resize(stack: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
         out = F.interpolate(t4, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     out = out if t.ndim == 4 else out[:, 0]
     return out.numpy().astype(stack.dtype, copy=False)
+
+
+def read_label_table(path: Path, required: tuple[str, ...], key: str, what: str) -> pd.DataFrame:
+    """A publisher's label CSV as strings: one clear error for a missing or corrupt file, missing
+    columns, or an id (``key``) listed twice."""
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt CSV ({str(exc).splitlines()[0][:120]})") from None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing} (has {list(table.columns)})")
+    table = table.apply(lambda c: c.str.strip())
+    dup = table[key].duplicated()
+    if dup.any():
+        raise DataError(f"{path}: {what} {table[key][dup].iloc[0]} is listed twice")
+    return table
 
 
 def stratified_split(keys: list, strata: list, seed: int) -> dict:

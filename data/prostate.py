@@ -11,7 +11,7 @@ import numpy as np
 
 from data.base import Split, TaskData
 from data.spec import DatasetSpec, TaskSpec
-from data.synthetic import col, ellipse, ellipse_dist, make_splits, smooth_noise
+from data.synthetic import ellipse, ellipse_dist, make_splits, smooth_noise
 
 ORGANS = ("rectum", "bladder", "left_femur", "right_femur")
 PRESCRIPTION_GY = 78.0

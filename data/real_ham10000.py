@@ -15,7 +15,7 @@ from PIL import Image
 
 from data import ham10000
 from data.base import DataError, TaskData
-from data.prepare import BadInput, load as _load, stratified_split
+from data.prepare import BadInput, load as _load, read_label_table, stratified_split
 
 NAME = "ham10000"
 SPEC = ham10000.SPEC
@@ -39,21 +39,7 @@ def params(size: int) -> dict:
 
 
 def read_metadata(root: Path) -> pd.DataFrame:
-    path = root / METADATA
-    try:
-        md = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt CSV ({str(exc).splitlines()[0][:120]})") from None
-    missing = [c for c in ("lesion_id", "image_id", "dx") if c not in md.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing} (has {list(md.columns)})")
-    md = md.apply(lambda c: c.str.strip())
-    dup = md["image_id"].duplicated()
-    if dup.any():
-        raise DataError(f"{path}: image {md['image_id'][dup].iloc[0]} is listed twice")
-    return md
+    return read_label_table(root / METADATA, ("lesion_id", "image_id", "dx"), "image_id", "image")
 
 
 def scan(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:

@@ -17,7 +17,7 @@ import SimpleITK as sitk
 
 from data import stoic
 from data.base import DataError, TaskData
-from data.prepare import BadInput, load as _load, resize, stratified_split
+from data.prepare import BadInput, load as _load, read_label_table, resize, stratified_split
 
 NAME = "stoic"
 SPEC = stoic.SPEC
@@ -41,21 +41,7 @@ def params(size: int) -> dict:
 
 
 def read_reference(root: Path) -> pd.DataFrame:
-    path = root / REFERENCE
-    try:
-        ref = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt CSV ({str(exc).splitlines()[0][:120]})") from None
-    missing = [c for c in ("PatientID", "probCOVID", "probSevere") if c not in ref.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing} (has {list(ref.columns)})")
-    ref = ref.apply(lambda c: c.str.strip())
-    dup = ref["PatientID"].duplicated()
-    if dup.any():
-        raise DataError(f"{path}: patient {ref['PatientID'][dup].iloc[0]} is listed twice")
-    return ref
+    return read_label_table(root / REFERENCE, ("PatientID", "probCOVID", "probSevere"), "PatientID", "patient")
 
 
 def inventory(root: Path) -> list[Path]:
