@@ -1,0 +1,343 @@
+"""Speed of the suite's training step against a bare PyTorch loop (issue 7).
+
+    python -m benchmark.speed --profile quick --out DIR [--methods hps ctan] [--paper-memory]
+
+Per method, at the profile's backbone, image size and batch size on one dataset's synthetic
+stand-in: images/s of the suite's own training epoch (``benchmark.training.train_epoch``: shuffled
+``batches``, DWA-weighted losses, fused Adam) and of a bare loop (same network, losses and optimiser
+on pre-made tensors, no DWA), alternated and the best of ``--repeats`` kept;
+FLOPs of one step (``torch.utils.flop_counter``: convolutions and matmuls, forward and backward)
+and the achieved FLOP/s against a dense float32 matmul; peak tensor memory of one step
+(``MemTracker``: parameters, gradients, Adam moments, activations and temporaries); evaluation time
+per sample; the share of a step spent waiting for the batch iterator. For STL a step is one batch
+through each of the two single-task networks. How each number is taken: docs/performance.md.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+import benchmark.training as training
+from benchmark.config import Profile, get_profile
+from benchmark.dwa import DWA
+from benchmark.evaluation import evaluate
+from benchmark.losses import make_loss
+from data import DATASETS, get_dataset
+from data.base import Split, batches
+from models import build_model
+
+METHODS = ("stl", "hps", "mtan", "ctan")
+GPU_MEMORY_MB = 40 * 1024  # the paper's single 40 GB GPU
+LIBMTL = "LibMTL on this machine: MTAN step 2.4-3.2x HPS, 3.0-3.6x the FLOPs"
+Batch = dict[str, torch.Tensor]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def matmul_peak_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
+    """Best dense float32 matmul rate (GFLOP/s) at the current thread count: the physical limit."""
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        _sync(device)
+        start = time.perf_counter()
+        a @ b
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
+
+
+def _step_fn(net: nn.Module, tasks, profile: Profile) -> tuple[Callable[[Batch], None], torch.optim.Optimizer]:
+    """The bare training step (forward, unweighted loss sum, backward, the suite's optimiser) and its optimiser."""
+    losses = {t.name: make_loss(t) for t in tasks}
+    opt = training.make_optimizer(net, profile)
+
+    def step(b: Batch) -> None:
+        out = net(b["image"])
+        loss = sum(losses[t.name](out[t.name], b[t.name]) for t in tasks)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return step, opt
+
+
+def suite_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int, seed: int,
+                device: torch.device) -> Callable[[], tuple[float, float]]:
+    """A function running one epoch of the suite's ``train_epoch`` (DWA weights, shuffled batches from
+    ``data.base.batches``, weighted loss, fused Adam) and returning (seconds, seconds waiting for data).
+    Per-epoch model selection (validation, keeping the best state) is not part of a step: left out."""
+    losses = {t.name: make_loss(t) for t in tasks}
+    opt, dwa = training.make_optimizer(net, profile), DWA(len(tasks), profile.dwa_temperature)
+    rng = np.random.default_rng(seed)
+
+    def run() -> tuple[float, float]:
+        _sync(device)
+        start = time.perf_counter()
+        mean_losses, waiting = training.train_epoch(net, tasks, split, losses, opt, dwa.weights(), bs, rng, device)
+        dwa.record(mean_losses)
+        return time.perf_counter() - start, waiting
+    return run
+
+
+def bare_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int,
+               device: torch.device) -> Callable[[], float]:
+    """A function running the bare step over the same number of pre-made in-memory batches (seconds)."""
+    pre = list(batches(split, bs, device=device, drop_last=True))
+    step, _ = _step_fn(net, tasks, profile)
+
+    def run() -> float:
+        net.train()
+        _sync(device)
+        start = time.perf_counter()
+        for b in pre:
+            step(b)
+        _sync(device)
+        return time.perf_counter() - start
+    return run
+
+
+def step_flops(net: nn.Module, tasks, batch: Batch) -> int:
+    """FLOPs of forward + backward on one batch (conv and matmul ops counted by FlopCounterMode)."""
+    losses = {t.name: make_loss(t) for t in tasks}
+    with FlopCounterMode(display=False) as counter:
+        out = net(batch["image"])
+        sum(losses[t.name](out[t.name], batch[t.name]) for t in tasks).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+def batch_layout(batch: Batch) -> str:
+    """The memory format convolutions pick for a batch's images. A [N, 1, H, W] image batch is both
+    contiguous and channels-last; PyTorch decides from the stride of the size-1 channel dimension,
+    which numpy sets differently for slices (NCHW) and fancy-indexed shuffled batches (NHWC)."""
+    x = batch["image"]
+    out = F.conv2d(x, torch.zeros(2, x.shape[1], 1, 1, device=x.device))
+    return "channels_last" if not out.is_contiguous() else "contiguous"
+
+
+def _bytes(tensors) -> int:
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def step_peak_bytes(net: nn.Module, tasks, batch: Batch, profile: Profile, device: torch.device) -> tuple[int, str]:
+    """Peak tensor memory of one steady-state training step of ``net`` and how it was obtained.
+
+    CUDA: ``max_memory_allocated``. CPU: torch's ``MemTracker`` (a dispatch mode that follows every
+    tensor storage: parameters, gradients, Adam moments, activations, temporaries); without it an
+    estimate: 4x parameter bytes (weights, gradients, two moments) + bytes saved for backward."""
+    step, opt = _step_fn(net, tasks, profile)
+    net.train()
+    step(batch)  # allocates the Adam moments
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        step(batch)
+        return torch.cuda.max_memory_allocated(device) - base + _bytes(net.parameters()) * 4, "cuda"
+    try:
+        from torch.distributed._tools.mem_tracker import MemTracker
+    except ImportError:
+        saved: dict[int, int] = {}
+        params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            s = t.untyped_storage()
+            if s.data_ptr() not in params:
+                saved[s.data_ptr()] = s.nbytes()
+            return t
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            step(batch)
+        return 4 * _bytes(net.parameters()) + _bytes(net.buffers()) + sum(saved.values()), "saved-tensor estimate"
+    tracker = MemTracker()
+    tracker.track_external(net, opt, *batch.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with tracker:
+            step(batch)
+    return max(s["Total"] for s in tracker.get_tracker_snapshot("peak").values()), "MemTracker"
+
+
+def model_peak_mb(model: nn.Module, batch: Batch, profile: Profile, device: torch.device) -> tuple[float, str]:
+    """Peak of a cell: the largest network's step plus the weights of networks not training (STL)."""
+    nets = model.networks()
+    peaks = []
+    for tasks, net in nets:
+        peak, how = step_peak_bytes(net, tasks, batch, profile, device)
+        idle = sum(_bytes(n.parameters()) + _bytes(n.buffers()) for _, n in nets if n is not net)
+        peaks.append(peak + idle)
+    return max(peaks) / 2 ** 20, how
+
+
+def measure_method(method: str, dataset: str, profile: Profile, steps: int, warmup: int, repeats: int,
+                   device: torch.device) -> dict:
+    """One row of speed.csv (``peak_gflops`` is filled in by ``main``: the best matmul rate seen)."""
+    matmul_now = matmul_peak_gflops(device)  # the same right before: a low value flags a busy machine
+    spec = get_dataset(dataset).spec
+    size, bs = profile.image_size or spec.native_size, profile.batch_size or spec.paper_batch_size
+    data = get_dataset(dataset).synthetic(profile.data_seed, steps * bs, 2 * bs, bs, size)
+    torch.manual_seed(0)
+    model = build_model(method, spec.tasks, profile.backbone, profile.pretrained, spec.in_channels).to(device)
+    nets, train = model.networks(), data.splits["train"]
+    batch = next(batches(train, bs, device=device))
+    layout = batch_layout(next(batches(train, bs, shuffle=True, rng=np.random.default_rng(0), device=device)))
+    loops = [(suite_epoch(net, tasks, train, profile, bs, k, device), bare_epoch(net, tasks, train, profile, bs, device))
+             for k, (tasks, net) in enumerate(nets)]
+    for _ in range(warmup):  # allocator, MONAI import, Adam moments
+        for suite_run, bare_run in loops:
+            suite_run(), bare_run()
+    suite, bare = [], []
+    for _ in range(repeats):  # alternate suite and bare so that load changes hit both alike
+        s = [suite_run() for suite_run, _ in loops]
+        suite.append((sum(x[0] for x in s) / steps, sum(x[1] for x in s) / steps))
+        bare.append(sum(bare_run() for _, bare_run in loops) / steps)
+    (suite_s, wait_s), bare_s = min(suite), min(bare)  # other processes only add time: best of repeats
+    flops = sum(step_flops(net, tasks, batch) for tasks, net in nets)
+    start = time.perf_counter()
+    for tasks, net in nets:
+        evaluate(net, tasks, data.splits["val"], bs, device)
+    eval_s = (time.perf_counter() - start) / len(data.splits["val"])
+    peak_mb, how = model_peak_mb(model, batch, profile, device)
+    return {"method": method, "dataset": dataset, "profile": profile.name, "backbone": profile.backbone,
+            "image_size": size, "batch_size": bs, "networks": len(nets), "threads": torch.get_num_threads(),
+            "suite_step_ms": 1e3 * suite_s, "bare_step_ms": 1e3 * bare_s,
+            "suite_images_per_s": bs / suite_s, "bare_images_per_s": bs / bare_s,
+            "overhead_ratio": suite_s / bare_s, "gflop_per_step": flops / 1e9,
+            "achieved_gflops": flops / suite_s / 1e9, "matmul_gflops_now": matmul_now,
+            "data_wait_share": wait_s / suite_s,
+            "eval_ms_per_sample": 1e3 * eval_s, "peak_memory_mb": peak_mb, "memory_method": how,
+            "suite_layout": layout,
+            "load_1min": os.getloadavg()[0]}
+
+
+def paper_memory(methods, device: torch.device) -> pd.DataFrame:
+    """Paper-profile peak per method and dataset (ResNet-50, native size, paper batch): measured at
+    batch 1 and 2, extrapolated linearly (weights, gradients and moments are fixed, activations
+    grow with the batch). Random weights: memory does not depend on their values."""
+    paper, rows = get_profile("paper"), []
+    for name, entry in DATASETS.items():
+        spec = entry.spec
+        data = entry.synthetic(0, 2, 1, 1, spec.native_size)
+        for method in methods:
+            model = build_model(method, spec.tasks, paper.backbone, False, spec.in_channels).to(device)
+            p1, p2 = (model_peak_mb(model, next(batches(data.splits["train"], b, device=device)), paper, device)[0]
+                      for b in (1, 2))
+            peak = p1 + (spec.paper_batch_size - 1) * (p2 - p1)
+            rows.append({"dataset": name, "method": method, "image_size": spec.native_size,
+                         "batch_size": spec.paper_batch_size, "mb_batch1": p1, "mb_per_sample": p2 - p1,
+                         "peak_memory_mb": peak, "fits_40gb": peak < GPU_MEMORY_MB})
+    return pd.DataFrame(rows)
+
+
+def ratios(df: pd.DataFrame) -> dict[str, float]:
+    """MTAN/HPS and CTAN/HPS step time and FLOPs, CTAN/MTAN step (where the methods were measured)."""
+    by = df.set_index("method")
+    out = {}
+    for a, b in (("mtan", "hps"), ("ctan", "hps"), ("ctan", "mtan")):
+        if a in by.index and b in by.index:
+            out[f"{a.upper()}/{b.upper()} step"] = by.at[a, "suite_step_ms"] / by.at[b, "suite_step_ms"]
+            out[f"{a.upper()}/{b.upper()} FLOPs"] = by.at[a, "gflop_per_step"] / by.at[b, "gflop_per_step"]
+    return out
+
+
+def targets(df: pd.DataFrame, r: dict[str, float]) -> list[str]:
+    """The issue's targets, each with its measured value and ok / MISSED."""
+    by = df.set_index("method")
+    mark = lambda ok: "ok" if ok else "MISSED"  # noqa: E731
+    lines = [f"{m}: suite step {v:.2f}x the bare step (target <= 1.11, i.e. >= 0.9x its speed): {mark(v <= 1 / 0.9)}"
+             for m, v in by["overhead_ratio"].items()]
+    for m in ("mtan", "ctan"):
+        if m in by.index and "hps" in by.index:
+            a, h = by.at[m, "achieved_gflops"], by.at["hps", "achieved_gflops"]
+            lines.append(f"{m} achieved {a:.1f} GFLOP/s vs HPS {h:.1f} (target >=): {mark(a >= h)}")
+    if "CTAN/MTAN step" in r:
+        lines.append(f"CTAN/MTAN step {r['CTAN/MTAN step']:.2f} (target <= 1.25): {mark(r['CTAN/MTAN step'] <= 1.25)}")
+    worst = df["data_wait_share"].max()
+    lines.append(f"largest data wait {100 * worst:.1f} % of a step (target <= 5 %): {mark(worst <= 0.05)}")
+    return lines
+
+
+def markdown(df: pd.DataFrame, header: str, r: dict[str, float], paper: pd.DataFrame | None) -> str:
+    lines = [header, "", "| method | suite img/s | bare img/s | suite/bare time | GFLOP/step | achieved GFLOP/s "
+             "| % of matmul peak | data wait % | eval ms/sample | peak MB | suite batch layout |", "|---" * 11 + "|"]
+    for row in df.itertuples():
+        lines.append(f"| {row.method} | {row.suite_images_per_s:.0f} | {row.bare_images_per_s:.0f} | "
+                     f"{row.overhead_ratio:.2f} | {row.gflop_per_step:.1f} | {row.achieved_gflops:.1f} | "
+                     f"{100 * row.peak_share:.0f} | {100 * row.data_wait_share:.1f} | "
+                     f"{row.eval_ms_per_sample:.2f} | {row.peak_memory_mb:.0f} | {row.suite_layout} |")
+    lines += ["", "Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()) + f" ({LIBMTL}).", ""]
+    lines += [f"- {t}" for t in targets(df, r)]
+    if paper is not None:
+        lines += ["", "Paper profile (ResNet-50, paper batch, native size), peak MB, measured at batch 1 and 2 "
+                  "and extrapolated:", "", "| dataset | image | batch | " + " | ".join(paper.method.unique()) + " |",
+                  "|---" * (3 + paper.method.nunique()) + "|"]
+        for (name, size, bs), g in paper.groupby(["dataset", "image_size", "batch_size"], sort=False):
+            lines.append(f"| {name} | {size} | {bs} | " + " | ".join(f"{v:.0f}" for v in g.peak_memory_mb) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n")[0])
+    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--out", required=True, help="folder for speed.csv and speed.md")
+    ap.add_argument("--methods", nargs="+", default=list(METHODS), help="methods (space or comma separated)")
+    ap.add_argument("--dataset", default="prostate", choices=sorted(DATASETS))
+    ap.add_argument("--steps", type=int, default=10, help="training steps per timed epoch")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed epochs (of --steps steps) of each loop first")
+    ap.add_argument("--repeats", type=int, default=3, help="alternating suite/bare measurements (best kept)")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--paper-memory", action="store_true", help="also the paper profile's peak per method and dataset")
+    args = ap.parse_args(argv)
+    methods = [m for item in args.methods for m in item.split(",") if m]
+    if bad := sorted(set(methods) - set(METHODS)):
+        ap.error(f"unknown method(s) {bad}; choose from {list(METHODS)}")
+    torch.set_num_threads(args.threads)
+    device, profile = torch.device(args.device), get_profile(args.profile)
+    load_before = os.getloadavg()
+    peak = matmul_peak_gflops(device)
+    rows = []
+    for method in methods:
+        rows.append(measure_method(method, args.dataset, profile, args.steps, args.warmup, args.repeats, device))
+        print(f"{method}: {rows[-1]['suite_images_per_s']:.0f} img/s suite, {rows[-1]['bare_images_per_s']:.0f} bare",
+              flush=True)
+    df = pd.DataFrame(rows)
+    peak = max(peak, matmul_peak_gflops(device), df.matmul_gflops_now.max())
+    df["peak_gflops"], df["peak_share"] = peak, df.achieved_gflops / peak
+    paper = paper_memory(methods, device) if args.paper_memory else None
+    load_after = os.getloadavg()
+    r = ratios(df)
+    header = (f"`python -m benchmark.speed --profile {profile.name} --dataset {args.dataset}` on {device} "
+              f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads, "
+              f"torch {torch.__version__}); {profile.backbone}, {df.image_size[0]} px, batch {df.batch_size[0]}, "
+              f"best of {args.repeats} alternating epochs of {args.steps} steps; dense matmul peak {peak:.0f} GFLOP/s (best seen); load average "
+              f"(1/5/15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before, "
+              f"{'/'.join(f'{x:.2f}' for x in load_after)} after")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "speed.csv", index=False)
+    if paper is not None:
+        paper.to_csv(out / "paper_memory.csv", index=False)
+    text = markdown(df, header, r, paper)
+    (out / "speed.md").write_text(text)
+    print(text)
+    return df
+
+
+if __name__ == "__main__":
+    main()
