@@ -87,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                                                        if sources[d] == "synthetic" else ""))
     if args.dry_run:
         for c in configs:
-            done = store.is_finished(store.cell_dir(args.results, profile.name, c.data_source, c.dataset,
-                                                    c.method, c.seed))
+            done = store.is_finished(c.directory(args.results))
             print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} "
                   f"{'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")

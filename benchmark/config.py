@@ -10,6 +10,9 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.store import cell_dir
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Profile:
     weight_decay: float = 1e-5
     dwa_temperature: float = 2.0
     data_seed: int = 0              # the synthetic dataset is fixed across training seeds, like real data
+    amp: bool = False               # bfloat16 autocast in training, on CUDA devices only
     description: str = ""
 
 
@@ -36,7 +40,7 @@ PROFILES = {
                      synthetic_sizes=(384, 96, 192), lr=3e-3,
                      description="CPU default: the whole grid with 3 seeds in under 15 minutes on 2 cores"),
     "paper": Profile("paper", "resnet50", True, epochs=100, image_size=None, batch_size=None,
-                     synthetic_sizes=(2000, 400, 400),
+                     synthetic_sizes=(2000, 400, 400), amp=True,
                      description="the paper's settings: ResNet-50 with ImageNet weights, real data, GPU"),
 }
 
@@ -64,6 +68,10 @@ class CellConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def directory(self, results: str | Path) -> Path:
+        """This cell's folder in the results store (docs/results-schema.md)."""
+        return cell_dir(results, self.profile.name, self.data_source, self.dataset, self.method, self.seed)
 
     def hash(self) -> str:
         """Short hash of the configuration (the data root is where, not what: left out)."""

@@ -127,7 +127,7 @@ def run_and_store(cfg: CellConfig, results: str, devices: tuple[str, ...] = ("cp
     error.txt, never raised (one failing cell must not stop the grid)."""
     if threads:
         torch.set_num_threads(threads)
-    directory = store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset, cfg.method, cfg.seed)
+    directory = cfg.directory(results)
     start = time.perf_counter()
     try:
         with lease_device(tuple(devices), Path(results) / ".locks") as device:
@@ -150,7 +150,7 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
     """
     pending, outcomes = [], []
     for cfg in configs:
-        d = store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset, cfg.method, cfg.seed)
+        d = cfg.directory(results)
         if force:
             store.clear_cell(d)
         if store.is_finished(d):
@@ -174,8 +174,7 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
     except Exception as exc:  # a worker died: keep what finished, name what did not
         for cfg in pending:
             if _key(cfg) not in seen:
-                done = store.is_finished(store.cell_dir(results, cfg.profile.name, cfg.data_source, cfg.dataset,
-                                                        cfg.method, cfg.seed))
+                done = store.is_finished(cfg.directory(results))
                 outcome = Outcome(cfg, "finished" if done else "failed",
                                   "" if done else f"worker lost: {type(exc).__name__}: {exc}")
                 outcomes.append(outcome)

@@ -22,6 +22,7 @@ FAILURE_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "error
 
 
 def cell_dir(results: Path | str, profile: str, data_source: str, dataset: str, method: str, seed: int) -> Path:
+    """A cell's folder from its parts (``CellConfig.directory`` gives the same for a config)."""
     return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / f"seed{seed}"
 
 

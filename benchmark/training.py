@@ -35,12 +35,15 @@ def make_optimizer(net: nn.Module, profile: Profile) -> torch.optim.Optimizer:
 
 def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losses: dict, opt: torch.optim.Optimizer,
                 weights: np.ndarray, batch_size: int, rng: np.random.Generator,
-                device: torch.device | str = "cpu") -> tuple[np.ndarray, float]:
+                device: torch.device | str = "cpu", amp: bool = False) -> tuple[np.ndarray, float]:
     """One epoch of the weighted multi-task loss Σ_k λ_k L_k (DWA weights ``weights``).
 
     Returns each task's mean training loss (unweighted) and the seconds spent waiting for batches.
-    Losses are summed on the device and read once per epoch: no per-step synchronisation.
+    Losses are summed on the device and read once per epoch: no per-step synchronisation. ``amp``
+    runs forward and loss under bfloat16 autocast on a GPU (no loss scaling needed for bf16).
     """
+    device = torch.device(device)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
     w = torch.as_tensor(weights, dtype=torch.float32, device=device)
     sums = torch.zeros(len(tasks), device=device)
     steps, waiting = 0, 0.0
@@ -52,8 +55,9 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
         waiting += time.perf_counter() - t0
         if batch is None:
             break
-        out = net(batch["image"])
-        task_losses = torch.stack([losses[t.name](out[t.name], batch[t.name]) for t in tasks])
+        with autocast:
+            out = net(batch["image"])
+            task_losses = torch.stack([losses[t.name](out[t.name].float(), batch[t.name]) for t in tasks])
         opt.zero_grad(set_to_none=True)
         (w * task_losses).sum().backward()
         opt.step()
@@ -86,7 +90,8 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     for epoch in epochs:
         start = time.perf_counter()
         weights = dwa.weights()
-        mean_losses, _ = train_epoch(net, tasks, train, losses, opt, weights, batch_size, rng, device)
+        mean_losses, _ = train_epoch(net, tasks, train, losses, opt, weights, batch_size, rng, device,
+                                     profile.amp)
         for t, value in zip(tasks, mean_losses):
             if not np.isfinite(value):
                 raise NonFiniteLoss(f"{data.spec.name}: training loss of task {t.name!r} is {value} in epoch "

@@ -81,7 +81,10 @@ def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     # numpy may give size-1 axes (one-channel CT) any stride; torch then reads the batch as
     # channels-last and converts layouts in every conv. view() restores the standard strides, no copy.
     t = torch.from_numpy(np.ascontiguousarray(a))
-    return t.view(t.shape).to(device, non_blocking=True)
+    t = t.view(t.shape)
+    if device.type == "cuda":  # page-locked host memory lets the copy overlap the previous step
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
 def batches(split: Split, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
