@@ -29,15 +29,16 @@ class Profile:
     dwa_temperature: float = 2.0
     data_seed: int = 0              # the synthetic dataset is fixed across training seeds, like real data
     amp: bool = False               # bfloat16 autocast in training, on CUDA devices only
+    bn_recalibration_batches: int = 0  # precise BN before each validation (training.recalibrate_batchnorm)
     description: str = ""
 
 
 PROFILES = {
     "smoke": Profile("smoke", "resnet18", False, epochs=2, image_size=32, batch_size=16,
-                     synthetic_sizes=(32, 16, 16), lr=1e-3,
+                     synthetic_sizes=(32, 16, 16), lr=1e-3, bn_recalibration_batches=8,
                      description="plumbing check: every cell in about a minute, numbers mean nothing"),
     "quick": Profile("quick", "resnet18", False, epochs=5, image_size=32, batch_size=32,
-                     synthetic_sizes=(384, 96, 192), lr=3e-3,
+                     synthetic_sizes=(384, 96, 192), lr=3e-3, bn_recalibration_batches=8,
                      description="CPU default: the whole grid with 3 seeds in under 15 minutes on 2 cores"),
     "paper": Profile("paper", "resnet50", True, epochs=100, image_size=None, batch_size=None,
                      synthetic_sizes=(2000, 400, 400), amp=True,

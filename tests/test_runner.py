@@ -138,3 +138,23 @@ def test_nan_loss_stops_training_with_a_clear_error(monkeypatch):
     net = build_model("hps", spec.tasks, "resnet18", in_channels=spec.in_channels)
     with pytest.raises(NonFiniteLoss, match="stoic: training loss of task 'covid' is nan in epoch 0"):
         train_network(net, spec.tasks, data, get_profile("smoke"), 4, 0)
+
+
+def test_batchnorm_recalibration_gives_the_population_statistics_of_the_current_weights():
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from benchmark.training import recalibrate_batchnorm
+    from data.base import Split
+
+    net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3))
+    net[1].running_mean.fill_(100.0)                     # stale statistics
+    rng = np.random.default_rng(0)
+    images = rng.normal(2.0, 3.0, (32, 1, 8, 8)).astype(np.float32)
+    split = Split(images, {}, np.arange(32))
+    recalibrate_batchnorm(net.eval(), split, batch_size=8, max_batches=4)
+    with torch.no_grad():
+        feats = net[0](torch.from_numpy(images))
+    torch.testing.assert_close(net[1].running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
+    assert net[1].momentum == 0.1 and not net.training   # settings restored
