@@ -100,10 +100,11 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
     spec = data.spec
     model = build_model(cfg.method, spec.tasks, cfg.profile.backbone, cfg.profile.pretrained, spec.in_channels)
     metric_rows, epoch_rows, selected = [], [], {}
-    for k, (tasks, net) in enumerate(model.networks()):
+    networks = model.networks()
+    for k, (tasks, net) in enumerate(networks):
         res = train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
         test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device)
-        network = "joint" if len(model.networks()) == 1 else tasks[0].name
+        network = "joint" if len(networks) == 1 else tasks[0].name
         selected[network] = res.best_epoch
         for task in tasks:
             index = spec.tasks.index(task) + 1
@@ -169,11 +170,11 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
     try:
         for outcome in execute(run, pending, execution, {"progress": bar is not None}):
             outcomes.append(outcome)
-            seen.add(_key(outcome.config))
+            seen.add(outcome.config)
             _report(outcome, bar, log)
     except Exception as exc:  # a worker died: keep what finished, name what did not
         for cfg in pending:
-            if _key(cfg) not in seen:
+            if cfg not in seen:
                 done = store.is_finished(cfg.directory(results))
                 outcome = Outcome(cfg, "finished" if done else "failed",
                                   "" if done else f"worker lost: {type(exc).__name__}: {exc}")
@@ -184,10 +185,6 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
             bar.close()
         store.rebuild(results)
     return outcomes
-
-
-def _key(cfg: CellConfig) -> tuple:
-    return cfg.dataset, cfg.method, cfg.seed
 
 
 def _report(outcome: Outcome, bar, log) -> None:

@@ -1,7 +1,6 @@
 """The four datasets of Table 2: an explicit registry of their specs and loaders."""
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from typing import Callable
 
@@ -17,19 +16,21 @@ class DatasetEntry:
     real: Callable[..., TaskData] | None = None   # (data_root, size, skip_bad=False) -> TaskData
 
 
-def _real(module: str) -> Callable[..., TaskData]:
-    """The ``load`` of a real-data reader, imported on first use (Pillow, SimpleITK, nibabel load lazily)."""
+def _real(name: str) -> Callable[..., TaskData]:
+    """Real ``name`` data, prepared and cached on first use; the reader (and Pillow, SimpleITK or
+    nibabel) is imported only then (``data.prepare.READERS`` names the reader modules)."""
     def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-        return importlib.import_module(module).load(data_root, size, skip_bad=skip_bad)
-    load.__qualname__ = load.__name__ = f"{module}.load"
+        from data.prepare import load as prepare_load
+        return prepare_load(name, data_root, size, skip_bad=skip_bad)
+    load.__qualname__ = load.__name__ = f"load_real_{name}"
     return load
 
 
 DATASETS = {
-    "prostate": DatasetEntry(prostate.SPEC, prostate.synthetic, _real("data.real_prostate")),
-    "openkbp": DatasetEntry(openkbp.SPEC, openkbp.synthetic, _real("data.real_openkbp")),
-    "ham10000": DatasetEntry(ham10000.SPEC, ham10000.synthetic, _real("data.real_ham10000")),
-    "stoic": DatasetEntry(stoic.SPEC, stoic.synthetic, _real("data.real_stoic")),
+    "prostate": DatasetEntry(prostate.SPEC, prostate.synthetic, _real("prostate")),
+    "openkbp": DatasetEntry(openkbp.SPEC, openkbp.synthetic, _real("openkbp")),
+    "ham10000": DatasetEntry(ham10000.SPEC, ham10000.synthetic, _real("ham10000")),
+    "stoic": DatasetEntry(stoic.SPEC, stoic.synthetic, _real("stoic")),
 }
 
 

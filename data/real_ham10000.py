@@ -14,8 +14,8 @@ import pandas as pd
 from PIL import Image
 
 from data import ham10000
-from data.base import DataError, TaskData
-from data.prepare import BadInput, load as _load, read_label_table, stratified_split
+from data.base import DataError
+from data.prepare import BadInput, read_label_table, stratified_split
 
 NAME = "ham10000"
 SPEC = ham10000.SPEC
@@ -153,8 +153,3 @@ def describe(manifest: dict) -> str:
     c = manifest["counts"]
     return (f"HAM10000 dermatoscopic images ({manifest['params']['size']} px; lesion-level split "
             f"train {c['train']} / val {c['val']} / test {c['test']} images)")
-
-
-def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-    """Real HAM10000 at ``size`` x ``size`` (prepared and cached on first use)."""
-    return _load(NAME, data_root, size, skip_bad)

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from data import openkbp
-from data.base import DataError, TaskData
-from data.prepare import BadInput, load as _load, resize
+from data.base import DataError
+from data.prepare import BadInput, resize
 
 NAME = "openkbp"
 SPEC = openkbp.SPEC
@@ -199,8 +199,3 @@ def describe(manifest: dict) -> str:
     c = manifest["cases"]
     return (f"OpenKBP axial slices with an OAR ({manifest['params']['size']} px; patients train {c['train']} / "
             f"val {c['val']} / test {c['test']})")
-
-
-def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-    """Real OpenKBP at ``size`` x ``size`` (prepared and cached on first use)."""
-    return _load(NAME, data_root, size, skip_bad)

@@ -20,8 +20,8 @@ import numpy as np
 from scipy import ndimage
 
 from data import prostate
-from data.base import DataError, TaskData
-from data.prepare import BadInput, load as _load, resize, stratified_split
+from data.base import DataError
+from data.prepare import BadInput, resize, stratified_split
 
 NAME = "prostate"
 SPEC = prostate.SPEC
@@ -189,8 +189,3 @@ def describe(manifest: dict) -> str:
     c = manifest["cases"]
     return (f"prostate planning CT axial slices with an organ ({manifest['params']['size']} px; patients "
             f"train {c['train']} / val {c['val']} / test {c['test']})")
-
-
-def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-    """Real prostate data at ``size`` x ``size`` (prepared and cached on first use)."""
-    return _load(NAME, data_root, size, skip_bad)

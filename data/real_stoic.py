@@ -16,8 +16,8 @@ import pandas as pd
 import SimpleITK as sitk
 
 from data import stoic
-from data.base import DataError, TaskData
-from data.prepare import BadInput, load as _load, read_label_table, resize, stratified_split
+from data.base import DataError
+from data.prepare import BadInput, read_label_table, resize, stratified_split
 
 NAME = "stoic"
 SPEC = stoic.SPEC
@@ -127,8 +127,3 @@ def describe(manifest: dict) -> str:
     c = manifest["counts"]
     return (f"STOIC2021 chest CT, 3 axial slices per patient ({manifest['params']['size']} px; "
             f"patients train {c['train']} / val {c['val']} / test {c['test']})")
-
-
-def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-    """Real STOIC2021 at ``size`` x ``size`` (prepared and cached on first use)."""
-    return _load(NAME, data_root, size, skip_bad)
