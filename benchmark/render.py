@@ -248,7 +248,7 @@ def render_latex(table: pd.DataFrame, notes: Iterable[str] = (), caption: str | 
     """
     caption = caption_text(table) if caption is None else caption
     body = _cells(table, latex=True)
-    lines = ["% Table 2 reproduction, written by benchmark/report.py; needs \\usepackage{booktabs}",
+    lines = ["% Table 2 reproduction, written by benchmark.report; needs \\usepackage{booktabs}",
              r"\begin{table}[t]", r"\centering", r"\caption{" + tex_escape(caption) + "}",
              r"\label{" + label + "}", r"\begin{tabular}{llcccccc}", r"\toprule", HEADER_TEX,
              r"\midrule"]
