@@ -6,7 +6,7 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.cli import main as cli_main
+    from benchmark.experiment.cli import main as cli_main
 
     return cli_main(argv)
 

@@ -3,7 +3,7 @@
     python -m benchmark.speed --profile quick --out DIR [--methods hps ctan] [--paper-memory]
 
 Per method, at the profile's backbone, image size and batch size on one dataset's synthetic
-stand-in: images/s of the suite's own training epoch (``benchmark.training.train_epoch``: shuffled
+stand-in: images/s of the suite's own training epoch (``benchmark.training.loop.train_epoch``: shuffled
 ``batches``, DWA-weighted losses, fused Adam) and of a bare loop (same network, losses and optimiser
 on pre-made tensors, no DWA), alternated and the best of ``--repeats`` kept;
 FLOPs of one step (``torch.utils.flop_counter``: convolutions and matmuls, forward and backward)
@@ -29,16 +29,15 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import benchmark.training as training
-from benchmark.config import Profile, get_profile
-from benchmark.dwa import DWA
-from benchmark.evaluation import evaluate
-from benchmark.losses import make_loss
+import benchmark.training.loop as training
+from benchmark.experiment.profiles import PROFILES, Profile, get_profile
+from benchmark.training.batches import batches
+from benchmark.training.evaluation import evaluate
+from benchmark.training.losses import make_loss
+from benchmark.training.weighting.dwa import DWA
 from data import DATASETS, get_dataset
-from data.base import Split, batches
-from models import build_model
-
-METHODS = ("stl", "hps", "mtan", "ctan")
+from data.base import Split
+from models.registry import MODELS, build_model
 GPU_MEMORY_MB = 40 * 1024  # the paper's single 40 GB GPU
 LIBMTL = "LibMTL on this machine: MTAN step 2.4-3.2x HPS, 3.0-3.6x the FLOPs"
 Batch = dict[str, torch.Tensor]
@@ -80,7 +79,7 @@ def _step_fn(net: nn.Module, tasks, profile: Profile) -> tuple[Callable[[Batch],
 def suite_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int, seed: int,
                 device: torch.device) -> Callable[[], tuple[float, float]]:
     """A function running one epoch of the suite's ``train_epoch`` (DWA weights, shuffled batches from
-    ``data.base.batches``, weighted loss, fused Adam) and returning (seconds, seconds waiting for data).
+    ``benchmark.training.batches``, weighted loss, fused Adam) and returning (seconds, seconds waiting for data).
     Per-epoch model selection (validation, keeping the best state) is not part of a step: left out."""
     losses = {t.name: make_loss(t) for t in tasks}
     opt, dwa = training.make_optimizer(net, profile), DWA(len(tasks), profile.dwa_temperature)
@@ -293,10 +292,10 @@ def markdown(df: pd.DataFrame, header: str, r: dict[str, float], paper: pd.DataF
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(prog="python -m benchmark.speed", description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="quick")
+    ap.add_argument("--profile", default="quick", choices=list(PROFILES))
     ap.add_argument("--out", required=True, help="folder for speed.csv and speed.md")
-    ap.add_argument("--methods", nargs="+", default=list(METHODS), help="methods (space or comma separated)")
-    ap.add_argument("--dataset", default="prostate", choices=sorted(DATASETS))
+    ap.add_argument("--methods", nargs="+", default=list(MODELS), help="methods (space or comma separated)")
+    ap.add_argument("--dataset", default="prostate", choices=list(DATASETS))
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed epoch")
     ap.add_argument("--warmup", type=int, default=1, help="untimed epochs (of --steps steps) of each loop first")
     ap.add_argument("--repeats", type=int, default=3, help="alternating suite/bare measurements (best kept)")
@@ -305,8 +304,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--paper-memory", action="store_true", help="also the paper profile's peak per method and dataset")
     args = ap.parse_args(argv)
     methods = [m for item in args.methods for m in item.split(",") if m]
-    if bad := sorted(set(methods) - set(METHODS)):
-        ap.error(f"unknown method(s) {bad}; choose from {list(METHODS)}")
+    if bad := sorted(set(methods) - set(MODELS)):
+        ap.error(f"unknown method(s) {bad}; choose from {list(MODELS)}")
     torch.set_num_threads(args.threads)
     device, profile = torch.device(args.device), get_profile(args.profile)
     load_before = os.getloadavg()

@@ -1,11 +1,25 @@
-"""The four datasets of Table 2: an explicit registry of their specs and loaders."""
+"""The datasets of Table 2 and their one registry, ``DATASETS``, read by the CLI, the runner, the
+report, the speed tool and the tests.
+
+Each entry holds a dataset's spec (tasks, input, paper batch size), its synthetic stand-in and the
+reader of its real files. What lives where: ``spec.py`` (tasks, datasets and metrics as data),
+``base.py`` (splits as numpy arrays), ``synthetic.py`` (drawing helpers), one module per dataset
+(its spec and stand-in), ``real/`` (the publishers' formats and the prepared-data cache) and
+``prepare.py`` (which data a run uses; preparing and loading real data, ``python -m data.prepare``).
+Nothing here imports torch.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Callable
 
 from data import ham10000, openkbp, prostate, stoic
 from data.base import DataError, TaskData
+from data.real import ham10000 as ham10000_reader
+from data.real import openkbp as openkbp_reader
+from data.real import prostate as prostate_reader
+from data.real import stoic as stoic_reader
 from data.spec import DatasetSpec
 
 
@@ -13,68 +27,19 @@ from data.spec import DatasetSpec
 class DatasetEntry:
     spec: DatasetSpec
     synthetic: Callable[..., TaskData]   # (seed, n_train, n_val, n_test, size) -> TaskData
-    real: Callable[..., TaskData] | None = None   # (data_root, size, skip_bad=False) -> TaskData
+    reader: ModuleType                   # data/real/<name>.py (protocol in data/real/__init__.py)
 
 
-def _real(name: str) -> Callable[..., TaskData]:
-    """Real ``name`` data, prepared and cached on first use; the reader (and Pillow, SimpleITK or
-    nibabel) is imported only then (``data.prepare.READERS`` names the reader modules)."""
-    def load(data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-        from data.prepare import load as prepare_load
-        return prepare_load(name, data_root, size, skip_bad=skip_bad)
-    load.__qualname__ = load.__name__ = f"load_real_{name}"
-    return load
-
-
-DATASETS = {
-    "prostate": DatasetEntry(prostate.SPEC, prostate.synthetic, _real("prostate")),
-    "openkbp": DatasetEntry(openkbp.SPEC, openkbp.synthetic, _real("openkbp")),
-    "ham10000": DatasetEntry(ham10000.SPEC, ham10000.synthetic, _real("ham10000")),
-    "stoic": DatasetEntry(stoic.SPEC, stoic.synthetic, _real("stoic")),
-}
+# In the paper's order (Table 2).
+DATASETS = {e.spec.name: e for e in (
+    DatasetEntry(prostate.SPEC, prostate.synthetic, prostate_reader),
+    DatasetEntry(openkbp.SPEC, openkbp.synthetic, openkbp_reader),
+    DatasetEntry(ham10000.SPEC, ham10000.synthetic, ham10000_reader),
+    DatasetEntry(stoic.SPEC, stoic.synthetic, stoic_reader),
+)}
 
 
 def get_dataset(name: str) -> DatasetEntry:
     if name not in DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
+        raise DataError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
     return DATASETS[name]
-
-
-def resolve_source(name: str, mode: str, data_root: str | None) -> str:
-    """Which data a dataset runs on: ``synthetic`` or ``real``.
-
-    ``auto`` picks real data where ``data_root`` holds the dataset (the folder itself or its
-    subfolder ``name``, recognised by layout) or where it has been prepared in the cache
-    (``python -m data.prepare``), and the synthetic stand-in otherwise; ``real`` insists.
-    """
-    entry = get_dataset(name)
-    if mode == "synthetic":
-        return "synthetic"
-    if mode not in ("auto", "real"):
-        raise DataError(f"--data must be auto, real or synthetic, got {mode!r}")
-    if entry.real is not None:
-        from data.prepare import find_real
-        if find_real(name, data_root) is not None:
-            return "real"
-    if mode == "real":
-        if entry.real is None:
-            raise DataError(f"a real-data loader for {name} is not available yet")
-        from data.prepare import reader
-        where = f"in {data_root} (nor in its subfolder {name}/)" if data_root else "(no --data-root given)"
-        raise DataError(f"no real {name} data {where} and none prepared in the cache: pass --data-root "
-                        f"pointing at the downloaded dataset ({reader(name).LAYOUT}; see docs/datasets.md)")
-    return "synthetic"
-
-
-def real_source(name: str, data_root: str | None) -> str | None:
-    """Where real ``name`` data would be read from (a raw folder or a prepared cache), or None."""
-    from data.prepare import find_real
-    return find_real(name, data_root) if get_dataset(name).real is not None else None
-
-
-def load_real(name: str, data_root: str | None, size: int, skip_bad: bool = False) -> TaskData:
-    """The real dataset ``name`` at ``size`` x ``size`` (prepared on first use; see docs/datasets.md)."""
-    entry = get_dataset(name)
-    if entry.real is None:
-        raise DataError(f"a real-data loader for {name} is not available yet")
-    return entry.real(data_root, size, skip_bad=skip_bad).validate()

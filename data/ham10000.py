@@ -18,14 +18,14 @@ REAL_COUNTS = (327, 514, 1099, 115, 1113, 6705, 142)  # HAM10000's class counts
 
 SPEC = DatasetSpec(
     name="ham10000",
+    label="HAM10000",
     tasks=(
-        TaskSpec("segmentation", "pixel", "segmentation", 2, "dice", True, "%", ("background", "lesion")),
-        TaskSpec("diagnosis", "image", "multiclass", len(CLASSES), "accuracy", True, "%", CLASSES),
+        TaskSpec("segmentation", "pixel", "segmentation", 2, "dice", ("background", "lesion")),
+        TaskSpec("diagnosis", "image", "multiclass", len(CLASSES), "accuracy", CLASSES),
     ),
     in_channels=3,
     paper_batch_size=8,
     native_size=256,
-    description="dermatoscopic RGB images; lesion segmentation and diagnosis",
 )
 
 # Per class: lesion RGB, radius, border irregularity, texture strength (dots/streaks).

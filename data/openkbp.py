@@ -20,15 +20,14 @@ PRESCRIPTION_GY = 70.0
 
 SPEC = DatasetSpec(
     name="openkbp",
+    label="OpenKBP",
     tasks=(
-        TaskSpec("segmentation", "pixel", "segmentation", len(ORGANS) + 1, "dice", True, "%",
-                 ("background",) + ORGANS),
-        TaskSpec("dose", "pixel", "regression", 1, "mae", False, "Gy", scale=PRESCRIPTION_GY),
+        TaskSpec("segmentation", "pixel", "segmentation", len(ORGANS) + 1, "dice", ("background",) + ORGANS),
+        TaskSpec("dose", "pixel", "regression", 1, "mae", scale=PRESCRIPTION_GY, mask="dose_mask"),
     ),
     in_channels=1,
     paper_batch_size=8,
     native_size=128,
-    description="head-and-neck planning CT axial slices; OAR segmentation and dose",
     extras=("dose_mask",),
 )
 

@@ -1,20 +1,16 @@
-"""Prepare a real dataset once: validate the raw files, cache preprocessed arrays, report counts.
+"""Real data's front door: which data a run uses, and preparing a real dataset once (validate the
+raw files, cache preprocessed arrays, report counts).
 
     python -m data.prepare DATASET --source PATH [--cache DIR] [--size N ...] [--skip-bad]
 
 Runs on first use too (``reproduce.py --data real --data-root PATH``); training then reads
-memory-mapped .npy files and never decodes CSV, JPEG, PNG, MHA or NIfTI again. See docs/datasets.md.
-
-A reader module (``data.real_<dataset>``) provides ``SPEC``, ``VERSION``, ``LAYOUT`` (one line for
-error messages), ``SUBDIRS`` (extra places to look under a root), ``looks_like(path)``,
-``inventory(root)`` (the raw files it uses; structural errors raise), ``params(size)`` and
-``read(root, size, writer, bad)`` (appends samples to the :class:`~data.cache.EntryWriter`;
-returns facts for the manifest).
+memory-mapped .npy files and never decodes CSV, JPEG, PNG, MHA or NIfTI again. The readers are the
+``reader`` of each ``data.DATASETS`` entry (their protocol: ``data/real/__init__.py``).
+See docs/datasets.md.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 import time
@@ -22,97 +18,23 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
-import torch.nn.functional as F
-
-from data import cache as C
+from data import DATASETS, get_dataset
 from data.base import SPLITS, DataError, TaskData
+from data.real import cache as C
+from data.real.common import BadInput
 
-READERS = {"prostate": "data.real_prostate", "openkbp": "data.real_openkbp",
-           "ham10000": "data.real_ham10000", "stoic": "data.real_stoic"}
-SPLIT_FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}  # where a dataset has no official split
-# Systematic stratified allocation: within each stratum (shuffled with the seed) position i gets
-# _PATTERN[i % 10], the position counter running on across strata, so every split gets its share
-# of every stratum (to within one) and the overall split is 70/10/20.
-_PATTERN = ("train", "test", "train", "val", "train", "train", "test", "train", "train", "train")
+SOURCES = ("auto", "real", "synthetic")
 
 
 def reader(name: str):
-    if name not in READERS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {sorted(READERS)}")
-    return importlib.import_module(READERS[name])
-
-
-class BadInput:
-    """What to do with a bad sample: raise its DataError, or (``skip``) record it and go on."""
-
-    def __init__(self, skip: bool):
-        self.skip, self.skipped = skip, []
-
-    def handle(self, exc: DataError) -> None:
-        if not self.skip:
-            raise exc
-        self.skipped.append(str(exc))
+    """The reader module of dataset ``name`` (``data/real/<name>.py``)."""
+    return get_dataset(name).reader
 
 
 def _warn_skipped(name: str, skipped: list[str], where: Path) -> None:
     if skipped:
         warnings.warn(f"{name}: skipped {len(skipped)} bad sample(s) (--skip-bad); first: {skipped[0]} "
                       f"(all listed in {where / C.MANIFEST})", stacklevel=3)
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers shared by the readers
-
-def resize(stack: np.ndarray, size: int, nearest: bool = False) -> np.ndarray:
-    """Resize ``[N, H, W]`` or ``[N, C, H, W]`` to ``size`` x ``size``: bilinear with antialiasing
-    for intensities, nearest for labels and masks (dtype kept)."""
-    if stack.shape[-2:] == (size, size):
-        return stack
-    t = torch.from_numpy(np.ascontiguousarray(stack, dtype=np.float32))
-    t4 = t if t.ndim == 4 else t[:, None]
-    if nearest:
-        out = F.interpolate(t4, size=(size, size), mode="nearest-exact")
-    else:
-        out = F.interpolate(t4, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    out = out if t.ndim == 4 else out[:, 0]
-    return out.numpy().astype(stack.dtype, copy=False)
-
-
-def read_label_table(path: Path, required: tuple[str, ...], key: str, what: str) -> pd.DataFrame:
-    """A publisher's label CSV as strings: one clear error for a missing or corrupt file, missing
-    columns, or an id (``key``) listed twice."""
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise DataError(f"{path}: corrupt CSV ({str(exc).splitlines()[0][:120]})") from None
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise DataError(f"{path}: missing column(s) {missing} (has {list(table.columns)})")
-    table = table.apply(lambda c: c.str.strip())
-    dup = table[key].duplicated()
-    if dup.any():
-        raise DataError(f"{path}: {what} {table[key][dup].iloc[0]} is listed twice")
-    return table
-
-
-def stratified_split(keys: list, strata: list, seed: int) -> dict:
-    """Seeded stratified assignment of ``keys`` to train/val/test (70/10/20), as ``{key: split}``."""
-    rng = np.random.default_rng(seed)
-    by_stratum: dict = {}
-    for k, s in zip(keys, strata):
-        by_stratum.setdefault(s, []).append(k)
-    out, position = {}, 0
-    for s in sorted(by_stratum, key=str):
-        members = sorted(by_stratum[s], key=str)
-        for i in rng.permutation(len(members)):
-            out[members[i]] = _PATTERN[position % len(_PATTERN)]
-            position += 1
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -153,6 +75,27 @@ def find_real(name: str, data_root: str | None, cache=None) -> str | None:
             return str(root)
     entries = [d for d, m in C.entries(name, cache) if m.get("version") == reader(name).VERSION]
     return f"prepared cache {entries[0]}" if entries else None
+
+
+def resolve_source(name: str, mode: str, data_root: str | None) -> str:
+    """Which data a dataset runs on: ``synthetic`` or ``real``.
+
+    ``auto`` picks real data where ``data_root`` holds the dataset (the folder itself or its
+    subfolder ``name``, recognised by layout) or where it has been prepared in the cache
+    (``python -m data.prepare``), and the synthetic stand-in otherwise; ``real`` insists.
+    """
+    get_dataset(name)
+    if mode == "synthetic":
+        return "synthetic"
+    if mode not in SOURCES:
+        raise DataError(f"--data must be one of {', '.join(SOURCES)}, got {mode!r}")
+    if find_real(name, data_root) is not None:
+        return "real"
+    if mode == "real":
+        where = f"in {data_root} (nor in its subfolder {name}/)" if data_root else "(no --data-root given)"
+        raise DataError(f"no real {name} data {where} and none prepared in the cache: pass --data-root "
+                        f"pointing at the downloaded dataset ({reader(name).LAYOUT}; see docs/datasets.md)")
+    return "synthetic"
 
 
 def prepare(name: str, source: str | os.PathLike, size: int, cache=None, skip_bad: bool = False,
@@ -231,23 +174,22 @@ def load(name: str, data_root: str | None, size: int, skip_bad: bool = False, ca
             where = f"in {data_root} (nor in {Path(data_root) / name})" if data_root else "(no --data-root given)"
             raise DataError(f"no real {name} data {where} and none prepared in {C.cache_root(cache) / name}: "
                             f"download it (docs/datasets.md) and pass --data-root; {name} expects {mod.LAYOUT}")
-    return TaskData(mod.SPEC, C.load_entry(entry), "real", mod.describe(manifest))
+    return TaskData(get_dataset(name).spec, C.load_entry(entry), "real", mod.describe(manifest)).validate()
 
 
 # ---------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m data.prepare", description=__doc__.split("\n\n")[0])
-    p.add_argument("dataset", choices=sorted(READERS))
+    p.add_argument("dataset", choices=list(DATASETS))
     p.add_argument("--source", required=True, help="the downloaded dataset folder (read only)")
     p.add_argument("--cache", default=None, help=f"cache folder (default ${C.ENV_VAR} or data/cache/)")
     p.add_argument("--size", type=int, nargs="+", default=None,
                    help="image side(s) to prepare (default: the dataset's paper size)")
     p.add_argument("--skip-bad", action="store_true", help="skip bad samples with a warning and a count")
     args = p.parse_args(argv)
-    mod = reader(args.dataset)
     try:
-        for size in args.size or [mod.SPEC.native_size]:
+        for size in args.size or [get_dataset(args.dataset).spec.native_size]:
             prepare(args.dataset, args.source, size, args.cache, args.skip_bad)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -256,5 +198,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from data.prepare import main as _main  # the importable module, the one the readers use
-    sys.exit(_main())
+    sys.exit(main())

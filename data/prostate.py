@@ -18,15 +18,14 @@ PRESCRIPTION_GY = 78.0
 
 SPEC = DatasetSpec(
     name="prostate",
+    label="Prostate",
     tasks=(
-        TaskSpec("segmentation", "pixel", "segmentation", len(ORGANS) + 1, "dice", True, "%",
-                 ("background",) + ORGANS),
-        TaskSpec("dose", "pixel", "regression", 1, "mae", False, "Gy", scale=PRESCRIPTION_GY),
+        TaskSpec("segmentation", "pixel", "segmentation", len(ORGANS) + 1, "dice", ("background",) + ORGANS),
+        TaskSpec("dose", "pixel", "regression", 1, "mae", scale=PRESCRIPTION_GY, mask="dose_mask"),
     ),
     in_channels=1,
     paper_batch_size=32,
     native_size=256,
-    description="pelvic planning CT slices; OAR segmentation and dose",
     extras=("dose_mask",),
 )
 

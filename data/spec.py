@@ -1,11 +1,34 @@
-"""Tasks and datasets as data (Table 2 of the paper: four datasets, three kinds of task pair).
+"""Tasks, datasets and metrics as data (Table 2 of the paper: four datasets, three kinds of task pair).
 
 Code loops over :class:`TaskSpec` values instead of testing dataset names: the loss, the metrics
-and the decoder of a task all follow from its spec.
+and the decoder of a task follow from its spec, and a metric's label, unit and direction from
+:data:`METRICS`, the one metric table of the suite (the runner, the report and the docs read it).
+Nothing here imports torch.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A reported metric: how captions name it, its unit and its direction."""
+
+    name: str
+    label: str
+    unit: str
+    higher_is_better: bool
+
+
+METRICS = {m.name: m for m in (
+    MetricSpec("dice", "Dice", "%", True),
+    MetricSpec("mae", "MAE", "Gy", False),
+    MetricSpec("dose_score", "dose score", "Gy", False),
+    MetricSpec("accuracy", "accuracy", "%", True),
+    MetricSpec("balanced_accuracy", "balanced accuracy", "%", True),
+    MetricSpec("macro_f1", "macro F1", "%", True),
+    MetricSpec("auc", "AUC", "%", True),
+)}
 
 # What a task predicts decides its decoder, loss and metrics (paper Sec. 2.1-2.3, Table 1).
 TARGETS = ("segmentation", "regression", "multiclass", "binary")
@@ -20,12 +43,14 @@ METRICS_OF_TARGET = {
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task of a pair.
+    """One task of a dataset.
 
     ``kind`` is "pixel" (dense output at input resolution) or "image" (one prediction per image).
     ``num_outputs`` is the decoder's output channels: classes including background for
     segmentation, 1 for dose, the class count for multi-class and 1 (a logit) for binary tasks.
-    ``metric`` is the primary metric, the one Table 2 reports.
+    ``metric`` is the primary metric, the one Table 2 reports. ``mask`` names the per-sample extra
+    (one of the dataset's ``extras``) that bounds the region of masked metrics such as OpenKBP's
+    dose score; without one they use the whole image.
     """
 
     name: str
@@ -33,12 +58,11 @@ class TaskSpec:
     target: str
     num_outputs: int
     metric: str
-    higher_is_better: bool
-    unit: str = ""
     class_names: tuple[str, ...] = ()
-    # Regression targets are divided by ``scale`` for the loss (dose in Gy / prescription-like
-    # scale, so the L1 loss is O(1) like the other tasks'); predictions are scaled back for metrics.
+    # Regression targets are divided by ``scale`` for the loss (dose in Gy / the prescription);
+    # predictions are scaled back for metrics.
     scale: float = 1.0
+    mask: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("pixel", "image"):
@@ -57,18 +81,33 @@ class TaskSpec:
     def metrics(self) -> tuple[str, ...]:
         return METRICS_OF_TARGET[self.target]
 
+    @property
+    def higher_is_better(self) -> bool:
+        """Direction of the primary metric."""
+        return METRICS[self.metric].higher_is_better
+
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """A dataset of Table 2: its two tasks, its input and the paper's batch size (Sec. 2.2)."""
+    """A dataset of Table 2: its tasks, its input and the paper's batch size (Sec. 2.2).
+
+    ``label`` is the name tables print; ``extras`` are the per-sample arrays besides images and
+    targets that every split carries (e.g. OpenKBP's possible-dose mask), named by tasks' ``mask``.
+    """
 
     name: str
+    label: str
     tasks: tuple[TaskSpec, ...]
     in_channels: int
     paper_batch_size: int
     native_size: int                 # image side the paper profile trains at (docs/reproduction.md)
-    description: str = ""
-    extras: tuple[str, ...] = field(default=())  # per-sample arrays besides targets, e.g. dose_mask
+    extras: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        for t in self.tasks:
+            if t.mask is not None and t.mask not in self.extras:
+                raise ValueError(f"dataset {self.name!r}: task {t.name!r} is masked by {t.mask!r}, "
+                                 f"which is not one of its extras {self.extras}")
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:

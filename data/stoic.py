@@ -17,14 +17,14 @@ from data.synthetic import col, ellipse, ellipse_dist, make_splits, smooth_noise
 
 SPEC = DatasetSpec(
     name="stoic",
+    label="STOIC",
     tasks=(
-        TaskSpec("covid", "image", "binary", 1, "auc", True, "%", ("negative", "positive")),
-        TaskSpec("severity", "image", "binary", 1, "auc", True, "%", ("not severe", "severe")),
+        TaskSpec("covid", "image", "binary", 1, "auc", ("negative", "positive")),
+        TaskSpec("severity", "image", "binary", 1, "auc", ("not severe", "severe")),
     ),
     in_channels=3,
     paper_batch_size=8,
     native_size=256,
-    description="chest CT, three axial slices per patient; COVID-19 and severity",
 )
 
 P_COVID = 0.6

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from data.base import Split
+from data.base import SPLITS, Split
 
 
 def grid(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -31,13 +29,12 @@ def ellipse(size: int, cx, cy, rx, ry) -> np.ndarray:
 
 
 def smooth_noise(rng: np.random.Generator, n: int, size: int, cells: int = 6, channels: int = 1) -> np.ndarray:
-    """Low-frequency noise in about [-1, 1], [N, channels, S, S] (bilinear up-sampled random grid)."""
+    """Low-frequency noise in about [-1, 1], [N, channels, S, S] (bicubic up-sampled random grid)."""
+    import torch  # torch's bicubic resampling; imported here so that the dataset registry stays torch-free
+    import torch.nn.functional as F
+
     coarse = torch.from_numpy(rng.standard_normal((n, channels, cells, cells)).astype(np.float32))
     return F.interpolate(coarse, size=(size, size), mode="bicubic", align_corners=False).numpy()
-
-
-def split_sizes(n_train: int, n_val: int, n_test: int) -> list[tuple[str, int]]:
-    return [("train", n_train), ("val", n_val), ("test", n_test)]
 
 
 def make_splits(generate, seed: int, n_train: int, n_val: int, n_test: int, size: int) -> dict[str, Split]:
@@ -45,7 +42,7 @@ def make_splits(generate, seed: int, n_train: int, n_val: int, n_test: int, size
     streams = np.random.SeedSequence(seed).spawn(3)
     splits = {}
     offset = 0
-    for (name, n), stream in zip(split_sizes(n_train, n_val, n_test), streams):
+    for name, n, stream in zip(SPLITS, (n_train, n_val, n_test), streams):
         split = generate(np.random.default_rng(stream), n, size)
         split.case_id = np.arange(offset, offset + n)
         offset += n

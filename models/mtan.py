@@ -17,9 +17,6 @@ from models.encoder import ResNetEncoder
 
 
 class MTAN(MultiTaskModel):
-    #: which task's mask gates task t's features: its own (MTAN) or the other task's (CTAN, eq. 1)
-    cross = False
-
     def __init__(self, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50", pretrained: bool = False,
                  in_channels: int = 3):
         super().__init__()

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score, roc_auc_score
 
-from benchmark import metrics as M
-from benchmark.dwa import DWA
-from benchmark.evaluation import evaluate
-from benchmark.losses import make_loss
+from benchmark.training import metrics as M
+from benchmark.training.evaluation import evaluate
+from benchmark.training.losses import make_loss
+from benchmark.training.weighting.dwa import DWA
 from data import DATASETS
 from data.base import Split
 

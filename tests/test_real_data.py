@@ -14,11 +14,14 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-import data
-from data import cache as C
 from data import prepare as P
-from data import real_ham10000, real_openkbp, real_prostate, real_stoic
 from data.base import DataError
+from data.real import cache as C
+from data.real import common
+from data.real import ham10000 as real_ham10000
+from data.real import openkbp as real_openkbp
+from data.real import prostate as real_prostate
+from data.real import stoic as real_stoic
 from tests.conftest import require_openkbp_sample
 from tests.real_fixtures import OKBP_ORGANS, write_ham, write_openkbp, write_prostate, write_stoic
 
@@ -44,7 +47,7 @@ def _error(fn, *args, **kwargs) -> str:
 
 def test_openkbp_fixture_shapes_units_and_masks(tmp_path):
     vols = write_openkbp(tmp_path / "okbp")
-    d = data.load_real("openkbp", str(tmp_path / "okbp"), 128)
+    d = P.load("openkbp", str(tmp_path / "okbp"), 128)
     assert d.source == "real" and d.counts() == {"train": 2 * 5, "val": 5, "test": 5}  # OAR slices 58..62
     tr = d.splits["train"]
     assert tr.image.shape == (10, 1, 128, 128) and tr.targets["dose"].shape == (10, 1, 128, 128)
@@ -60,7 +63,7 @@ def test_openkbp_fixture_shapes_units_and_masks(tmp_path):
     np.testing.assert_array_equal(tr.targets["segmentation"][:5], np.moveaxis(expected, 2, 0))
     hu = np.moveaxis(v["ct"][:, :, z], 2, 0) - 1000
     np.testing.assert_allclose(tr.image[:5, 0], np.clip(hu, -1000, 1000) / 1000, atol=1e-5)
-    small = data.load_real("openkbp", str(tmp_path / "okbp"), 32)
+    small = P.load("openkbp", str(tmp_path / "okbp"), 32)
     assert small.splits["val"].image.shape == (5, 1, 32, 32)
     assert set(np.unique(small.splits["val"].targets["segmentation"])) <= set(range(5))
 
@@ -116,7 +119,7 @@ def test_openkbp_sample_end_to_end(tmp_path):
 
 def test_ham10000_lesion_split_saved_and_stratified(tmp_path):
     md = write_ham(tmp_path / "ham")
-    d = data.load_real("ham10000", str(tmp_path / "ham"), 16)
+    d = P.load("ham10000", str(tmp_path / "ham"), 16)
     assert sum(d.counts().values()) == len(md) and all(n > 0 for n in d.counts().values())
     (entry, manifest), = C.entries("ham10000")
     split = pd.read_csv(entry / "split.csv")
@@ -135,7 +138,7 @@ def test_ham10000_lesion_split_saved_and_stratified(tmp_path):
 
 def test_stoic_25d_slices_labels_and_split(tmp_path):
     ref = write_stoic(tmp_path / "stoic", flip_first=True)
-    d = data.load_real("stoic", str(tmp_path / "stoic"), 16)
+    d = P.load("stoic", str(tmp_path / "stoic"), 16)
     assert sum(d.counts().values()) == 12 and all(n > 0 for n in d.counts().values())
     all_ids = np.concatenate([s.case_id for s in d.splits.values()])
     assert sorted(all_ids.astype(int)) == list(ref.PatientID)
@@ -156,7 +159,7 @@ def test_stoic_25d_slices_labels_and_split(tmp_path):
 @pytest.mark.parametrize("split_folders", [False, True])
 def test_prostate_nifti_format(tmp_path, split_folders):
     vols = write_prostate(tmp_path / "prostate", split_folders=split_folders)
-    d = data.load_real("prostate", str(tmp_path / "prostate"), 16)
+    d = P.load("prostate", str(tmp_path / "prostate"), 16)
     assert sum(len(set(s.case_id)) for s in d.splits.values()) == 10
     assert all(len(s) == 6 * len(set(s.case_id)) for s in d.splits.values())  # organ slices z = 3..8
     s = d.splits["train"]
@@ -167,7 +170,7 @@ def test_prostate_nifti_format(tmp_path, split_folders):
     assert cols(organs.index("left_femur") + 1) > 8 > cols(organs.index("right_femur") + 1)  # radiological
     assert rows(organs.index("bladder") + 1) < 8 < rows(organs.index("rectum") + 1)  # anterior up
     assert 0 < s.targets["dose"].max() <= 78 and s.extras["dose_mask"].any()
-    d128 = data.load_real("prostate", str(tmp_path / "prostate"), 24)
+    d128 = P.load("prostate", str(tmp_path / "prostate"), 24)
     first = d128.splits["train"].case_id[0]
     dose = vols[first]["dose"]
     np.testing.assert_allclose(d128.splits["train"].targets["dose"][0, 0],
@@ -175,7 +178,7 @@ def test_prostate_nifti_format(tmp_path, split_folders):
 
 
 def resize_ref(a: np.ndarray, size: int) -> np.ndarray:
-    return P.resize(a[None].astype(np.float32), size)[0]
+    return common.resize(a[None].astype(np.float32), size)[0]
 
 
 # ------------------------------------------------------------------------------------------ cache
@@ -183,10 +186,10 @@ def resize_ref(a: np.ndarray, size: int) -> np.ndarray:
 def test_cache_reused_keyed_on_raw_files_and_atomic(tmp_path, monkeypatch, _cache):
     root = tmp_path / "okbp"
     write_openkbp(root)
-    first = data.load_real("openkbp", str(root), 32)
+    first = P.load("openkbp", str(root), 32)
     assert isinstance(first.splits["train"].image, np.memmap)
     monkeypatch.setattr(real_openkbp, "read", lambda *a: pytest.fail("raw data decoded twice"))
-    again = data.load_real("openkbp", str(root), 32)
+    again = P.load("openkbp", str(root), 32)
     np.testing.assert_array_equal(again.splits["train"].image, first.splits["train"].image)
     manifest = C.entries("openkbp")[0][1]
     assert manifest["counts"] == {"train": 10, "val": 5, "test": 5} and manifest["source"] == str(root.resolve())
@@ -197,7 +200,7 @@ def test_cache_reused_keyed_on_raw_files_and_atomic(tmp_path, monkeypatch, _cach
     df = pd.read_csv(path, index_col=0)
     df["data"] *= 2
     df.to_csv(path)
-    changed = data.load_real("openkbp", str(root), 32)
+    changed = P.load("openkbp", str(root), 32)
     assert len(C.entries("openkbp")) == 2
     assert changed.splits["train"].targets["dose"][:5].sum() == pytest.approx(
         2 * first.splits["train"].targets["dose"][:5].sum(), rel=1e-4)
@@ -208,28 +211,28 @@ def test_cache_reused_keyed_on_raw_files_and_atomic(tmp_path, monkeypatch, _cach
 
     monkeypatch.setattr(real_openkbp, "read", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        data.load_real("openkbp", str(root), 16)
+        P.load("openkbp", str(root), 16)
     assert len(C.entries("openkbp")) == 2 and not list((_cache / "openkbp").glob(".tmp-*"))
 
 
 def test_resolve_source_auto_real_synthetic(tmp_path):
     parent = tmp_path / "datasets"
     write_openkbp(parent / "openkbp")
-    assert data.resolve_source("openkbp", "synthetic", str(parent)) == "synthetic"
-    assert data.resolve_source("openkbp", "auto", None) == "synthetic"
-    assert data.resolve_source("openkbp", "auto", str(parent)) == "real"                 # parent/openkbp
-    assert data.resolve_source("openkbp", "auto", str(parent / "openkbp")) == "real"     # the folder itself
-    assert data.resolve_source("ham10000", "auto", str(parent)) == "synthetic"
-    msg = _error(data.resolve_source, "ham10000", "real", str(parent))
+    assert P.resolve_source("openkbp", "synthetic", str(parent)) == "synthetic"
+    assert P.resolve_source("openkbp", "auto", None) == "synthetic"
+    assert P.resolve_source("openkbp", "auto", str(parent)) == "real"                 # parent/openkbp
+    assert P.resolve_source("openkbp", "auto", str(parent / "openkbp")) == "real"     # the folder itself
+    assert P.resolve_source("ham10000", "auto", str(parent)) == "synthetic"
+    msg = _error(P.resolve_source, "ham10000", "real", str(parent))
     assert "ham10000" in msg and "HAM10000_metadata.csv" in msg
-    assert "no such folder" in _error(data.resolve_source, "openkbp", "auto", str(tmp_path / "nowhere"))
+    assert "no such folder" in _error(P.resolve_source, "openkbp", "auto", str(tmp_path / "nowhere"))
     # Prepared once with the CLI, auto finds it in the cache without --data-root
     assert P.main(["openkbp", "--source", str(parent), "--size", "32"]) == 0
-    assert data.resolve_source("openkbp", "auto", None) == "real"
-    assert data.load_real("openkbp", None, 32).counts() == {"train": 10, "val": 5, "test": 5}
+    assert P.resolve_source("openkbp", "auto", None) == "real"
+    assert P.load("openkbp", None, 32).counts() == {"train": 10, "val": 5, "test": 5}
     shutil.rmtree(parent)  # raw data gone: the entry prepared at that size is still served
-    assert data.load_real("openkbp", None, 32).counts()["train"] == 10
-    assert "prepared only at size(s) [32]" in _error(data.load_real, "openkbp", None, 16)
+    assert P.load("openkbp", None, 32).counts()["train"] == 10
+    assert "prepared only at size(s) [32]" in _error(P.load, "openkbp", None, 16)
 
 
 def test_prepare_cli_reports_counts(tmp_path, capsys):
@@ -251,7 +254,7 @@ def _truncate(path: Path, keep: float = 0.5) -> None:
 def test_bad_missing_folder(tmp_path):
     write_openkbp(tmp_path / "okbp")
     shutil.rmtree(tmp_path / "okbp" / "test-pats")
-    msg = _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    msg = _error(P.load, "openkbp", str(tmp_path / "okbp"), 32)
     assert "test-pats" in msg and "missing folder" in msg
 
 
@@ -260,7 +263,7 @@ def test_bad_truncated_csv(tmp_path):
     path = tmp_path / "okbp" / "train-pats" / "pt_2" / "ct.csv"
     text = path.read_text()
     path.write_text(text[: text.rindex(",", 0, len(text) // 2)])  # cut inside a row: "index" without value
-    msg = _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    msg = _error(P.load, "openkbp", str(tmp_path / "okbp"), 32)
     assert str(path) in msg and "truncated" in msg
 
 
@@ -268,7 +271,7 @@ def test_bad_corrupt_csv(tmp_path):
     write_openkbp(tmp_path / "okbp")
     path = tmp_path / "okbp" / "validation-pats" / "pt_201" / "dose.csv"
     path.write_bytes(b",data\n12,3.5\n\x00\xff\xfe\x89garbage,,,\n")
-    assert str(path) in _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    assert str(path) in _error(P.load, "openkbp", str(tmp_path / "okbp"), 32)
 
 
 def test_bad_index_outside_volume(tmp_path):
@@ -276,7 +279,7 @@ def test_bad_index_outside_volume(tmp_path):
     path = tmp_path / "okbp" / "train-pats" / "pt_1" / "Brainstem.csv"
     with open(path, "a") as f:
         f.write(f"{128 ** 3},\n")
-    msg = _error(data.load_real, "openkbp", str(tmp_path / "okbp"), 32)
+    msg = _error(P.load, "openkbp", str(tmp_path / "okbp"), 32)
     assert str(path) in msg and "outside the 128x128x128 volume" in msg
 
 
@@ -284,19 +287,19 @@ def test_bad_corrupt_and_truncated_jpeg_png(tmp_path):
     write_ham(tmp_path / "ham")
     jpg = tmp_path / "ham" / "HAM10000_images_part_1" / "ISIC_0000003.jpg"
     _truncate(jpg)
-    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    msg = _error(P.load, "ham10000", str(tmp_path / "ham"), 16)
     assert str(jpg) in msg and "corrupt or truncated" in msg
     shutil.copy(tmp_path / "ham" / "HAM10000_images_part_1" / "ISIC_0000004.jpg", jpg)
     png = tmp_path / "ham" / "HAM10000_segmentations_lesion_tschandl" / "ISIC_0000005_segmentation.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + os.urandom(64))
-    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    msg = _error(P.load, "ham10000", str(tmp_path / "ham"), 16)
     assert str(png) in msg and "corrupt or truncated" in msg
 
 
 def test_bad_image_without_mask(tmp_path):
     write_ham(tmp_path / "ham")
     (tmp_path / "ham" / "HAM10000_segmentations_lesion_tschandl" / "ISIC_0000002_segmentation.png").unlink()
-    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    msg = _error(P.load, "ham10000", str(tmp_path / "ham"), 16)
     assert "ISIC_0000002.jpg" in msg and "without a mask" in msg
 
 
@@ -304,12 +307,12 @@ def test_bad_unknown_label(tmp_path):
     md = write_ham(tmp_path / "ham")
     md.loc[3, "dx"] = "melanoma"
     md.to_csv(tmp_path / "ham" / "HAM10000_metadata.csv", index=False)
-    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    msg = _error(P.load, "ham10000", str(tmp_path / "ham"), 16)
     assert "HAM10000_metadata.csv" in msg and "unknown diagnosis 'melanoma'" in msg
     ref = write_stoic(tmp_path / "stoic")
     ref.loc[0, "probCOVID"] = 2
     ref.to_csv(tmp_path / "stoic" / "metadata" / "reference.csv", index=False)
-    msg = _error(data.load_real, "stoic", str(tmp_path / "stoic"), 16)
+    msg = _error(P.load, "stoic", str(tmp_path / "stoic"), 16)
     assert "reference.csv" in msg and "unknown label probCOVID='2'" in msg
 
 
@@ -317,10 +320,10 @@ def test_bad_corrupt_mha_and_wrong_shape(tmp_path):
     write_stoic(tmp_path / "stoic")
     mha = tmp_path / "stoic" / "data" / "mha" / "104.mha"
     _truncate(mha)
-    msg = _error(data.load_real, "stoic", str(tmp_path / "stoic"), 16)
+    msg = _error(P.load, "stoic", str(tmp_path / "stoic"), 16)
     assert str(mha) in msg and "corrupt or truncated MHA" in msg
     sitk.WriteImage(sitk.GetImageFromArray(np.zeros((20, 20), np.int16)), str(mha))  # a 2D image
-    msg = _error(data.load_real, "stoic", str(tmp_path / "stoic"), 16)
+    msg = _error(P.load, "stoic", str(tmp_path / "stoic"), 16)
     assert str(mha) in msg and "expected a 3D" in msg
 
 
@@ -328,15 +331,15 @@ def test_bad_nifti_truncated_and_wrong_shape(tmp_path):
     write_prostate(tmp_path / "prostate", n=10)
     ct = tmp_path / "prostate" / "patient03" / "ct.nii.gz"
     _truncate(ct)
-    msg = _error(data.load_real, "prostate", str(tmp_path / "prostate"), 16)
+    msg = _error(P.load, "prostate", str(tmp_path / "prostate"), 16)
     assert str(ct) in msg and "corrupt or truncated NIfTI" in msg
     write_prostate(tmp_path / "p2", n=10)
     dose = tmp_path / "p2" / "patient05" / "dose.nii.gz"
     nib.save(nib.Nifti1Image(np.zeros((24, 20, 11), np.float32), np.diag([2.0, 2.0, 3.0, 1.0])), dose)
-    msg = _error(data.load_real, "prostate", str(tmp_path / "p2"), 16)
+    msg = _error(P.load, "prostate", str(tmp_path / "p2"), 16)
     assert str(dose) in msg and "shape (24, 20, 11)" in msg
     (tmp_path / "p2" / "structure_map.json").write_text('{"Rectum": "rectum"}')
-    assert "no structure is mapped" in _error(data.load_real, "prostate", str(tmp_path / "p2"), 16)
+    assert "no structure is mapped" in _error(P.load, "prostate", str(tmp_path / "p2"), 16)
 
 
 def test_skip_bad_skips_with_one_warning_and_a_count(tmp_path):
@@ -346,11 +349,11 @@ def test_skip_bad_skips_with_one_warning_and_a_count(tmp_path):
         f.write(b"x")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        d = data.load_real("ham10000", str(tmp_path / "ham"), 16, skip_bad=True)
+        d = P.load("ham10000", str(tmp_path / "ham"), 16, skip_bad=True)
     skipped = [w for w in caught if "skipped 1 bad sample" in str(w.message)]
     assert len(skipped) == 1 and "ISIC_0000000.jpg" in str(skipped[0].message)
     assert sum(d.counts().values()) == len(md) - 1
     assert "ISIC_0000000.jpg: corrupt or truncated" in C.entries("ham10000")[0][1]["skipped"][0]
     # The cached entry lacks a sample: without --skip-bad it is an error, not silently fewer data
-    msg = _error(data.load_real, "ham10000", str(tmp_path / "ham"), 16)
+    msg = _error(P.load, "ham10000", str(tmp_path / "ham"), 16)
     assert "--skip-bad" in msg and "ISIC_0000000.jpg" in msg

@@ -12,10 +12,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark import report as R
-from benchmark.render import compute_marks, render_latex, render_markdown
-from benchmark.table import (compute_report, load_paper_table, rank_and_average,
-                             relative_delta)
+from benchmark.report.__main__ import main as report_main
+from benchmark.report.inputs import ReportInputError, load_metrics
+from benchmark.report.paper import load_paper_table, rank_and_average
+from benchmark.report.render import compute_marks, render_latex, render_markdown
+from benchmark.report.stats import compute_report, compute_table, relative_delta
+from benchmark.report.write import write_report
 
 TASKS = {"prostate": [("segmentation", "dice", True), ("dose", "mae", False)],
          "stoic": [("covid", "auc", True), ("severity", "auc", True)]}
@@ -182,7 +184,7 @@ def test_latex_marks_land_where_the_paper_puts_them():
     assert "low power" in tex and "seeds 0, 1, 2" in tex and "synthetic" in tex and "quick" in tex
 
 
-def _structural_tex_checks(tex: str) -> None:
+def _structural_tex_checks(tex: str, tasks: int = 2) -> None:
     depth = 0
     for ch in tex.replace(r"\{", "").replace(r"\}", ""):
         depth += {"{": 1, "}": -1}.get(ch, 0)
@@ -194,8 +196,8 @@ def _structural_tex_checks(tex: str) -> None:
         assert tex.count(rule) == 1
     assert tex.index(r"\toprule") < tex.index(r"\midrule") < tex.index(r"\bottomrule")
     assert tex.count("$") % 2 == 0 and "Δ" not in tex and "±" not in tex
-    assert all(len(c) == 8 for c in (line.split("&") for line in tex.splitlines()
-                                     if line.endswith(r"\\") and "&" in line))
+    assert all(len(c) == 2 * tasks + 4 for c in (line.split("&") for line in tex.splitlines()
+                                                  if line.endswith(r"\\") and "&" in line))
 
 
 @pytest.mark.parametrize("which", ["known", "paper"])
@@ -345,7 +347,7 @@ def test_failed_cells_are_listed(tmp_path):
     pd.DataFrame([dict(dataset="prostate", method="ctan", seed=2, data_source="synthetic",
                        profile="quick", error="RuntimeError: out of memory")]).to_csv(
         tmp_path / "failures.csv", index=False)
-    R.write_report(path, tmp_path / "out", plots=False)
+    write_report(path, tmp_path / "out", plots=False)
     md = (tmp_path / "out" / "table2.md").read_text()
     assert "Failed cells (1)" in md and "out of memory" in md
     assert "prostate/ctan/seed 2" in (tmp_path / "out" / "table2.tex").read_text()
@@ -362,7 +364,7 @@ def test_foreign_csv_without_optional_columns(tmp_path):
     df["extra"] = "x"
     df = df.iloc[::-1][["value", "task", "metric", "seed", "method", "dataset", "split",
                         "primary", "higher_is_better", "extra"]]  # dose rows seen first
-    t = R.compute_table(R.load_metrics(write_csv(tmp_path, df)))
+    t = compute_table(load_metrics(write_csv(tmp_path, df)))
     hps = row(t, "prostate", "hps")
     assert hps.task1_name == "segmentation" and hps.task2_name == "dose"  # paper order
     assert hps.task2_delta == pytest.approx(10.0)
@@ -381,16 +383,16 @@ def test_task_index_decides_column_order():
 
 def test_load_metrics_reports_one_clear_error(tmp_path):
     bad = write_csv(tmp_path, metrics_rows().drop(columns=["value", "primary"]), "bad.csv")
-    with pytest.raises(R.ReportInputError, match=r"bad\.csv.*value, primary"):
-        R.load_metrics(bad)
+    with pytest.raises(ReportInputError, match=r"bad\.csv.*value, primary"):
+        load_metrics(bad)
     df = metrics_rows()
     df["primary"] = df["primary"].astype(object)
     df.loc[0, "primary"] = "maybe"
-    with pytest.raises(R.ReportInputError, match=r"bad2\.csv.*'primary'.*maybe"):
-        R.load_metrics(write_csv(tmp_path, df, "bad2.csv"))
-    with pytest.raises(R.ReportInputError, match="not found"):
-        R.load_metrics(tmp_path / "nope.csv")
-    assert R.main(["--metrics", str(bad), "--out", str(tmp_path / "o")]) == 2
+    with pytest.raises(ReportInputError, match=r"bad2\.csv.*'primary'.*maybe"):
+        load_metrics(write_csv(tmp_path, df, "bad2.csv"))
+    with pytest.raises(ReportInputError, match="not found"):
+        load_metrics(tmp_path / "nope.csv")
+    assert report_main(["--metrics", str(bad), "--out", str(tmp_path / "o")]) == 2
 
 
 # ----------------------------------------------------------------------------- files, CLI, plots
@@ -412,7 +414,7 @@ def test_write_report_files_plots_and_compare(tmp_path):
     path = write_csv(tmp_path, df)
     _epochs(df).to_csv(tmp_path / "epochs.csv", index=False)
     out = tmp_path / "report"
-    assert R.main(["--metrics", str(path), "--out", str(out), "--compare-paper"]) == 0
+    assert report_main(["--metrics", str(path), "--out", str(out), "--compare-paper"]) == 0
     names = {p.name for p in out.iterdir()}
     for stem in ("delta_mean", "delta_tasks", "training_curves", "dwa_weights", "compare_paper"):
         for ext in ("png", "pdf"):
@@ -432,24 +434,67 @@ def test_write_report_files_plots_and_compare(tmp_path):
 def test_groups_get_suffixes_and_filters_select_one(tmp_path):
     df = pd.concat([metrics_rows(), metrics_rows(profile="smoke")])
     path = write_csv(tmp_path, df)
-    written = R.write_report(path, tmp_path / "a", plots=False)
+    written = write_report(path, tmp_path / "a", plots=False)
     names = {p.name for p in written}
     assert {"table2_quick-synthetic.csv", "table2_smoke-synthetic.tex",
             "table2_smoke-synthetic.md"} <= names
-    written = R.write_report(path, tmp_path / "b", plots=False, profile="smoke")
+    written = write_report(path, tmp_path / "b", plots=False, profile="smoke")
     assert {"table2.csv", "table2.tex", "table2.md"} <= {p.name for p in written}
     assert "profile smoke" in (tmp_path / "b" / "table2.md").read_text()
 
 
 def test_report_is_deterministic(tmp_path):
     path = write_csv(tmp_path, metrics_rows())
-    R.write_report(path, tmp_path / "a", plots=False)
-    R.write_report(path, tmp_path / "b", plots=False)
+    write_report(path, tmp_path / "a", plots=False)
+    write_report(path, tmp_path / "b", plots=False)
     for name in ("table2.csv", "table2.tex", "table2.md", "per_seed.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
 
 
 def test_empty_metrics_do_not_crash(tmp_path):
     path = write_csv(tmp_path, metrics_rows().iloc[0:0])
-    written = R.write_report(path, tmp_path / "o")
+    written = write_report(path, tmp_path / "o")
     assert (tmp_path / "o" / "table2.md").is_file() and written
+
+
+# ----------------------------------------------------------------------------- any number of tasks
+def test_a_three_task_dataset_renders_in_every_format(tmp_path):
+    """A user's dataset with three tasks next to Table 2's two-task ones: Δ, Δ_mean, ranks, every
+    file and the plots follow the tasks in the CSV; two-task rows leave the third column empty."""
+    third = {"stl": [40.0, 42.0, 44.0], "hps": [44.0, 46.0, 48.0], "mtan": [40.0, 40.0, 40.0],
+             "ctan": [50.0, 50.0, 50.0]}
+    df = metrics_rows()
+    extra = df[(df.dataset == "stoic") & (df.task == "covid")].copy()
+    extra["task"], extra["task_index"] = "mortality", 3
+    for m, vals in third.items():
+        for s, v in zip((0, 1, 2), vals):
+            sel = (extra.method == m) & (extra.seed == s) & (extra.split == "test") & extra.primary
+            extra.loc[sel, "value"] = v
+    df = pd.concat([df, extra], ignore_index=True)
+    df.loc[df.dataset == "stoic", "dataset"] = "mydata"
+    path = write_csv(tmp_path, df)
+    _epochs(metrics_rows()).to_csv(tmp_path / "epochs.csv", index=False)
+    out = tmp_path / "report"
+    assert report_main(["--metrics", str(path), "--out", str(out), "--compare-paper"]) == 0
+
+    t = pd.read_csv(out / "table2.csv")
+    assert {"task3_name", "task3_mean", "task3_delta", "task3_p"} <= set(t.columns)
+    ctan = row(t, "mydata", "ctan")
+    assert ctan.task3_name == "mortality" and ctan.task3_delta == pytest.approx(100 * (50 - 42) / 42)
+    assert ctan.delta_mean == pytest.approx((0.0 + 20.0 + 100 * 8 / 42) / 3)   # covid Δ 0, severity Δ +20
+    assert pd.isna(row(t, "prostate", "ctan").task3_name)
+    assert row(t, "mydata", "ctan")["rank"] == 1
+    seeds = pd.read_csv(out / "per_seed.csv")
+    assert "task3_delta" in seeds.columns
+
+    tex = (out / "table2.tex").read_text()
+    _structural_tex_checks(tex, tasks=3)
+    assert r"\begin{tabular}{llcccccccc}" in tex and r"$M_{task3}$ & $\Delta_{task3}\uparrow$" in tex
+    assert "Tasks 1 / 2 / 3" in tex and "mortality (AUC" in tex
+    md = (out / "table2.md").read_text()
+    assert "Δ_task3 ↑" in md and "| M_task3 |" in md
+    header = next(line for line in md.splitlines() if line.startswith("| Dataset"))
+    assert header.count("|") == 11
+    for stem in ("delta_mean", "delta_tasks", "training_curves", "compare_paper"):
+        assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").is_file()
+    assert (out / "compare_paper.md").is_file()

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import reproduce
-from benchmark import runner, store
-from benchmark.config import get_profile
-from benchmark.training import NonFiniteLoss, train_network
+from benchmark.experiment import runner, store
+from benchmark.experiment.profiles import get_profile
+from benchmark.training.loop import NonFiniteLoss, train_network
 from data import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,8 +129,8 @@ def test_killed_grid_resumes_with_every_cell_exactly_once(tmp_path):
 
 
 def test_nan_loss_stops_training_with_a_clear_error(monkeypatch):
-    import benchmark.training as training
-    from models import build_model
+    import benchmark.training.loop as training
+    from models.registry import build_model
 
     data = DATASETS["stoic"].synthetic(0, 8, 4, 4, 32)
     spec = data.spec
@@ -145,7 +145,7 @@ def test_batchnorm_recalibration_gives_the_population_statistics_of_the_current_
     import torch
     from torch import nn
 
-    from benchmark.training import recalibrate_batchnorm
+    from benchmark.training.loop import recalibrate_batchnorm
     from data.base import Split
 
     net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.BatchNorm2d(3))

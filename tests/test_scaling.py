@@ -13,10 +13,11 @@ import psutil
 import pytest
 
 import reproduce
-from benchmark import store
-from benchmark.config import get_profile
-from benchmark.parallel import lease_device
-from benchmark.runner import resolve_config, run_cell
+from benchmark.experiment import store
+from benchmark.experiment.cell import resolve_config
+from benchmark.experiment.parallel import lease_device
+from benchmark.experiment.profiles import get_profile
+from benchmark.experiment.runner import run_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = ["dataset", "method", "seed", "task", "metric", "split"]

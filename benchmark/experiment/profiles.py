@@ -1,4 +1,4 @@
-"""Profiles (smoke, quick, paper) as values, and the configuration of one cell.
+"""Profiles (smoke, quick, paper) as frozen values: everything about a run that is not the cell.
 
 The paper (Sec. 2.2) fixes the optimiser (Adam, lr 1e-4, weight decay 1e-5), the losses, DWA and
 the batch sizes (32 for Prostate, 8 otherwise); it gives no epoch count or image size: the choices
@@ -6,13 +6,7 @@ below are explained in docs/reproduction.md.
 """
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass
-from pathlib import Path
-
-from benchmark.store import cell_dir
 
 
 @dataclass(frozen=True)
@@ -50,32 +44,3 @@ def get_profile(name: str) -> Profile:
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
     return PROFILES[name]
-
-
-@dataclass(frozen=True)
-class CellConfig:
-    """Everything that determines one cell's numbers (device aside)."""
-
-    dataset: str
-    method: str
-    seed: int
-    profile: Profile
-    data_source: str                 # synthetic | real
-    data_root: str | None = None
-    image_size: int | None = None    # resolved size
-    batch_size: int | None = None    # resolved batch size
-    skip_bad: bool = False           # real data: skip unreadable samples with a warning and a count
-    deterministic: bool = False      # deterministic algorithms (GPU reruns bit-identical)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def directory(self, results: str | Path) -> Path:
-        """This cell's folder in the results store (docs/results-schema.md)."""
-        return cell_dir(results, self.profile.name, self.data_source, self.dataset, self.method, self.seed)
-
-    def hash(self) -> str:
-        """Short hash of the configuration (the data root is where, not what: left out)."""
-        d = self.to_dict()
-        d.pop("data_root")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]

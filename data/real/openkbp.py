@@ -16,10 +16,8 @@ import pandas as pd
 
 from data import openkbp
 from data.base import DataError
-from data.prepare import BadInput, resize
+from data.real.common import BadInput, resize
 
-NAME = "openkbp"
-SPEC = openkbp.SPEC
 VERSION = "openkbp-1"
 SHAPE = (128, 128, 128)
 VOXELS = int(np.prod(SHAPE))

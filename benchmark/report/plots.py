@@ -1,7 +1,7 @@
 """Plots of the report (PNG and PDF): Δ_mean and per-task Δ with seed spread, training curves,
 DWA weights, published vs reproduced.
 
-matplotlib is imported inside the functions (``import benchmark.report`` stays cheap) and only
+matplotlib is imported inside the functions (importing the report stays cheap) and only
 the object-oriented API with the Agg canvas is used: no pyplot global state, safe in workers.
 """
 from __future__ import annotations
@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from benchmark.table import AVERAGE, BASELINE, CANONICAL_METHODS, TASK_COLS
+from benchmark.report.render import method_label
+from benchmark.report.stats import AVERAGE, BASELINE, CANONICAL_METHODS, n_tasks, task_cols
 
 DPI = 100
 
@@ -57,7 +58,7 @@ def _bars(ax, table: pd.DataFrame, per_seed: pd.DataFrame, column: str, title: s
     for k, m in enumerate(methods):
         sub = mtl[mtl["method"] == m].set_index("dataset").reindex(datasets)
         pos = x - 0.4 + width * (k + 0.5)
-        ax.bar(pos, sub[column].astype(float).fillna(0.0), width, label=m.upper(),
+        ax.bar(pos, sub[column].astype(float).fillna(0.0), width, label=method_label(m),
                yerr=sub[std_col].astype(float).fillna(0.0), capsize=3, alpha=0.85)
         if len(per_seed):
             for j, d in enumerate(datasets):
@@ -75,8 +76,9 @@ def plot_deltas(table: pd.DataFrame, per_seed: pd.DataFrame, out_dir: Path, suff
     fig, axes = _figure()
     _bars(axes[0, 0], table, per_seed, "delta_mean", "Δ_mean per method and dataset")
     paths = _save(fig, out_dir / f"delta_mean{suffix}")
-    fig, axes = _figure(1, 2)
-    for k, c in enumerate(TASK_COLS):
+    cols = task_cols(n_tasks(table))
+    fig, axes = _figure(1, len(cols))
+    for k, c in enumerate(cols):
         _bars(axes[0, k], table, per_seed, f"{c}_delta", f"Δ_{c}")
     return paths + _save(fig, out_dir / f"delta_tasks{suffix}")
 
@@ -99,7 +101,7 @@ def _curve_axes(epochs: pd.DataFrame, value: str, title: str, out: Path, mtl_onl
         for m in sorted(sub["method"].unique(), key=lambda m: (order.get(m, len(order)), m)):
             g = sub[sub["method"] == m]
             stats = g.assign(v=pd.to_numeric(g[value])).groupby("epoch")["v"].agg(["mean", "min", "max"])
-            ax.plot(stats.index, stats["mean"], label=m.upper())
+            ax.plot(stats.index, stats["mean"], label=method_label(m))
             ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
         ax.set_title(f"{d} / {t}", fontsize=9)
         ax.set_xlabel("epoch")

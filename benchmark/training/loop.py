@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from benchmark.config import Profile
-from benchmark.dwa import DWA
-from benchmark.evaluation import evaluate
-from benchmark.losses import make_loss
-from data.base import Split, TaskData, batches
+from benchmark.training.batches import batches
+from benchmark.training.evaluation import evaluate
+from benchmark.training.losses import make_loss
+from benchmark.training.weighting.dwa import DWA
+from data.base import Split, TaskData
 from data.spec import TaskSpec
+
+if TYPE_CHECKING:  # the loop reads a profile's fields; profiles belong to the experiment layer above it
+    from benchmark.experiment.profiles import Profile
 
 
 class NonFiniteLoss(RuntimeError):

@@ -1,7 +1,8 @@
 """Task metrics of Sec. 2.3 (and the extra ones the suite records), from per-sample statistics.
 
 Evaluation accumulates small per-sample arrays (overlaps, error sums, logits), never whole
-prediction maps; these functions turn them into the reported numbers.
+prediction maps; these functions, one per name of ``data.spec.METRICS`` (which holds each metric's
+label, unit and direction), turn them into the reported numbers.
 """
 from __future__ import annotations
 
@@ -9,10 +10,6 @@ import warnings
 
 import numpy as np
 from sklearn import metrics as skm
-
-HIGHER_IS_BETTER = {"dice": True, "mae": False, "dose_score": False, "accuracy": True,
-                    "balanced_accuracy": True, "macro_f1": True, "auc": True}
-
 
 def _group_sum(values: np.ndarray, case_id: np.ndarray) -> np.ndarray:
     """Sum rows of ``values`` that belong to the same case (first-seen order)."""

@@ -16,15 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark import store
-from benchmark.config import CellConfig, Profile
-from benchmark.evaluation import evaluate
-from benchmark.metrics import HIGHER_IS_BETTER
-from benchmark.parallel import Execution, execute, lease_device
-from benchmark.training import train_network
-from data import get_dataset, load_real
-from data.base import TaskData
-from models import build_model, count_parameters
+from benchmark.experiment import store
+from benchmark.experiment.cell import CellConfig, load_data
+from benchmark.experiment.parallel import Execution, execute, lease_device
+from benchmark.training.evaluation import evaluate
+from benchmark.training.loop import train_network
+from data.spec import METRICS
+from models.base import count_parameters
+from models.registry import build_model
 
 
 @dataclass(frozen=True)
@@ -33,24 +32,6 @@ class Outcome:
     status: str          # finished | skipped | failed
     message: str = ""
     seconds: float = 0.0
-
-
-def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
-                   data_root: str | None = None, skip_bad: bool = False,
-                   deterministic: bool = False) -> CellConfig:
-    spec = get_dataset(dataset).spec
-    return CellConfig(dataset, method, seed, profile, data_source, data_root,
-                      image_size=profile.image_size or spec.native_size,
-                      batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad,
-                      deterministic=deterministic)
-
-
-def load_data(cfg: CellConfig) -> TaskData:
-    entry = get_dataset(cfg.dataset)
-    if cfg.data_source == "synthetic":
-        n_train, n_val, n_test = cfg.profile.synthetic_sizes
-        return entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
-    return load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)
 
 
 def _versions() -> dict[str, str]:
@@ -77,7 +58,7 @@ def _code_version() -> str:
 
 def _rows(cfg: CellConfig, task, task_index: int, results: dict, split: str, metrics) -> list[dict]:
     return [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
-             "task_index": task_index, "metric": m, "value": results[m], "higher_is_better": HIGHER_IS_BETTER[m],
+             "task_index": task_index, "metric": m, "value": results[m], "higher_is_better": METRICS[m].higher_is_better,
              "primary": m == task.metric, "split": split, "data_source": cfg.data_source,
              "profile": cfg.profile.name} for m in metrics]
 

@@ -1,149 +1,68 @@
-"""The numbers of the paper's Table 2: Δ_task by eq. (3), Δ_mean, ranks, the average block and
-the seed statistics that say whether a difference is more than noise.
+"""The numbers of Table 2: Δ_task by eq. (3), Δ_mean, ranks, the average block and the seed
+statistics that say whether a difference is more than noise.
 
-Input is the long ``metrics.csv`` of docs/results-schema.md (whoever wrote it); output is one row
-per (profile, data_source, dataset, method), the ``average`` rows included. Conventions are in
-docs/report.md.
+Input is a long metrics table (``inputs.load_metrics``); output is one row per (profile,
+data_source, dataset, method), the ``average`` rows included, with one group of columns per task
+(``task1_*``, ``task2_*``, ...: as many as the dataset with the most tasks has; Table 2's datasets
+have two). Conventions are in docs/report.md.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-BASELINE = "stl"
+from benchmark.report.inputs import normalize_metrics
+from data import DATASETS
+from models.catalog import BASELINE, METHODS
+
 AVERAGE = "average"
-CANONICAL_DATASETS = ("prostate", "openkbp", "ham10000", "stoic")
-CANONICAL_METHODS = ("stl", "hps", "mtan", "ctan")
-# Table 2 column order of each dataset's tasks; used when the CSV has no task_index.
-CANONICAL_TASKS = {
-    "prostate": ("segmentation", "dose"),
-    "openkbp": ("segmentation", "dose"),
-    "ham10000": ("segmentation", "diagnosis"),
-    "stoic": ("covid", "severity"),
-}
-REQUIRED_COLUMNS = ("dataset", "method", "seed", "task", "metric", "value",
-                    "higher_is_better", "primary", "split")
-OPTIONAL_DEFAULTS = {"data_source": "unknown", "profile": "unknown"}
+CANONICAL_DATASETS = tuple(DATASETS)
+CANONICAL_METHODS = tuple(METHODS)
+# Column order of each dataset's tasks; used when the CSV has no task_index.
+CANONICAL_TASKS = {name: tuple(t.name for t in e.spec.tasks) for name, e in DATASETS.items()}
 ALPHA = 0.05            # significance level of every test in the report
 LOW_POWER_SEEDS = 5     # below this many paired seeds a t-test has little power: say so
-N_TASKS = 2             # Table 2 has two task columns
-TASK_COLS = ("task1", "task2")
-DELTA_COLS = ("task1_delta", "task2_delta", "delta_mean")
-PAPER_TABLE = Path(__file__).resolve().parent / "reference" / "paper_table2.csv"
-
-TABLE_COLUMNS = (
-    ["profile", "data_source", "dataset", "method"]
-    + [f"{t}_{c}" for t in TASK_COLS for c in (
-        "name", "metric", "higher_is_better", "mean", "std", "n", "delta", "delta_std", "p")]
-    + ["delta_mean", "delta_mean_std", "delta_mean_p", "n_seeds", "n_paired", "n_datasets",
-       "seeds", "rank", "vs_next_p", "note"]
-)
-
-_TRUE = {"true", "t", "yes", "y", "1", "1.0"}
-_FALSE = {"false", "f", "no", "n", "0", "0.0"}
+PAPER_TASKS = 2         # Table 2's layout: two task columns
 
 
-class ReportInputError(ValueError):
-    """A metrics/epochs/failures file that does not follow docs/results-schema.md."""
+def task_cols(n: int) -> tuple[str, ...]:
+    """("task1", ..., "task<n>"): the column prefixes of n tasks."""
+    return tuple(f"task{k}" for k in range(1, n + 1))
+
+
+def delta_cols(n: int) -> tuple[str, ...]:
+    return tuple(f"{c}_delta" for c in task_cols(n)) + ("delta_mean",)
+
+
+def table_columns(n: int) -> list[str]:
+    return (["profile", "data_source", "dataset", "method"]
+            + [f"{t}_{c}" for t in task_cols(n) for c in (
+                "name", "metric", "higher_is_better", "mean", "std", "n", "delta", "delta_std", "p")]
+            + ["delta_mean", "delta_mean_std", "delta_mean_p", "n_seeds", "n_paired", "n_datasets",
+               "seeds", "rank", "vs_next_p", "note"])
+
+
+def n_tasks(table: pd.DataFrame) -> int:
+    """How many task columns a table uses: the highest k whose ``task<k>_name`` is set in some row
+    (the columns present when no row names a task)."""
+    present = [k for k in range(1, 100) if f"task{k}_name" in table.columns]
+    used = [k for k in present
+            if table[f"task{k}_name"].map(lambda v: isinstance(v, str) and v != "").any()]
+    return max(used or present or [PAPER_TASKS])
 
 
 @dataclass
 class Report:
     """Everything computed from one metrics table."""
 
-    table: pd.DataFrame                       # TABLE_COLUMNS, one row per (group, dataset, method)
+    table: pd.DataFrame                       # table_columns(n_tasks), one row per (group, dataset, method)
     per_seed: pd.DataFrame                    # per-seed Δ, seeds paired with STL
     notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)  # per (profile, data_source)
-
-
-# ----------------------------------------------------------------------------- input
-def _bool_column(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Parse True/true/1/yes... robustly; returns (parsed, bad-mask)."""
-    text = values.astype(str).str.strip().str.lower()
-    return text.isin(_TRUE), ~text.isin(_TRUE | _FALSE)
-
-
-def normalize_metrics(df: pd.DataFrame, source: str = "<DataFrame>") -> pd.DataFrame:
-    """Check a long metrics table against the schema and return a typed copy.
-
-    All problems are collected into ONE :class:`ReportInputError` naming ``source`` and every
-    missing or bad column, so a foreign CSV is fixed in one round trip.
-    """
-    df = df.copy()
-    df.columns = [str(c).strip() for c in df.columns]
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise ReportInputError(
-            f"{source}: missing required column(s) {', '.join(missing)}; "
-            f"expected at least {', '.join(REQUIRED_COLUMNS)} (docs/results-schema.md)")
-    problems: list[str] = []
-    for col, default in OPTIONAL_DEFAULTS.items():
-        if col not in df.columns:
-            df[col] = default
-    for col in ("dataset", "method", "task", "metric", "split", "profile", "data_source"):
-        df[col] = df[col].fillna("").astype(str).str.strip()
-    for col in ("dataset", "method", "split"):
-        df[col] = df[col].str.lower()   # "STL" and "stl" are the same method
-    for col in ("dataset", "method", "task"):
-        if (df[col] == "").any():
-            problems.append(f"column '{col}' has empty values (row {int(np.argmax(df[col] == '')) + 2})")
-    value = pd.to_numeric(df["value"], errors="coerce")
-    bad = value.isna() & df["value"].notna() & (df["value"].astype(str).str.strip().str.lower() != "nan")
-    if bad.any():   # NaN values are allowed (a metric can be undefined), text is not
-        problems.append(f"column 'value' is not numeric, e.g. {df['value'][bad].iloc[0]!r}")
-    df["value"] = value.astype(float)
-    seed = pd.to_numeric(df["seed"], errors="coerce")
-    if seed.isna().any() or (seed.dropna() % 1 != 0).any():
-        problems.append("column 'seed' must hold integers")
-    else:
-        df["seed"] = seed.astype(int)
-    for col in ("higher_is_better", "primary"):
-        parsed, bad = _bool_column(df[col])
-        if bad.any():
-            problems.append(f"column '{col}' is not boolean, e.g. {df[col][bad].iloc[0]!r}")
-        df[col] = parsed
-    if "task_index" in df.columns:
-        idx = pd.to_numeric(df["task_index"], errors="coerce")
-        if (idx.isna() & df["task_index"].notna()).any():
-            problems.append("column 'task_index' must hold integers (1 or 2)")
-        df["task_index"] = idx
-    else:
-        df["task_index"] = np.nan
-    if problems:
-        raise ReportInputError(f"{source}: " + "; ".join(problems))
-    return df
-
-
-def load_metrics(path: str | Path) -> pd.DataFrame:
-    """Read and validate a long metrics CSV (docs/results-schema.md); one clear error if bad."""
-    path = Path(path)
-    if not path.is_file():
-        raise ReportInputError(f"{path}: metrics file not found")
-    try:
-        raw = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        raise ReportInputError(f"{path}: file is empty (no header); expected columns "
-                               f"{', '.join(REQUIRED_COLUMNS)}") from None
-    except pd.errors.ParserError as exc:
-        raise ReportInputError(f"{path}: not a readable CSV ({exc})") from None
-    return normalize_metrics(raw, source=str(path))
-
-
-def load_paper_table(path: str | Path = PAPER_TABLE) -> pd.DataFrame:
-    """The published Table 2 as transcribed in benchmark/reference/paper_table2.csv."""
-    paper = pd.read_csv(path, keep_default_na=True)
-    for col in ("task1_higher_is_better", "task2_higher_is_better"):
-        paper[col] = paper[col].map(lambda v: None if pd.isna(v) else str(v).strip().lower() in _TRUE)
-    for col in ("bold", "underline", "note", "task1_name", "task2_name", "task1_metric", "task2_metric"):
-        paper[col] = paper[col].fillna("")
-    paper["rank"] = paper["rank"].astype("Int64")
-    return paper
 
 
 # ----------------------------------------------------------------------------- eq. (3)
@@ -218,11 +137,11 @@ def task_layout(rows: pd.DataFrame, dataset: str) -> list[tuple[str, str, bool]]
 
 
 # ----------------------------------------------------------------------------- table
-def _empty_row(profile: str, source: str, dataset: str, method: str) -> dict:
-    row = {c: math.nan for c in TABLE_COLUMNS}
-    row.update(profile=profile, data_source=source, dataset=dataset, method=method, note="",
-               seeds="", task1_name="", task2_name="", task1_metric="", task2_metric="",
-               task1_higher_is_better=None, task2_higher_is_better=None)
+def _empty_row(profile: str, source: str, dataset: str, method: str, n: int) -> dict:
+    row = {c: math.nan for c in table_columns(n)}
+    row.update(profile=profile, data_source=source, dataset=dataset, method=method, note="", seeds="")
+    for c in task_cols(n):
+        row.update({f"{c}_name": "", f"{c}_metric": "", f"{c}_higher_is_better": None})
     return row
 
 
@@ -241,13 +160,11 @@ def _rank_block(rows: list[dict], per_seed: dict[str, dict[int, float]]) -> None
 
 
 def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
-                   notes: list[str]) -> tuple[list[dict], list[dict]]:
-    """Rows of one dataset: means over seeds, Δ_task of eq. (3) on the means, Δ_mean, stats."""
+                   notes: list[str], n: int) -> tuple[list[dict], list[dict]]:
+    """Rows of one dataset: means over seeds, Δ_task of eq. (3) on the means, Δ_mean, stats.
+    ``n`` is the table's number of task columns (at least this dataset's number of tasks)."""
     layout = task_layout(prim, dataset)
-    if len(layout) > N_TASKS:
-        notes.append(f"{dataset}: {len(layout)} tasks, Table 2 shows the first {N_TASKS}: "
-                     + ", ".join(t for t, _, _ in layout[:N_TASKS]))
-        layout = layout[:N_TASKS]
+    cols = task_cols(n)
     # value[method][task][seed]; duplicates (same cell written twice) are averaged
     cells = prim.groupby(["method", "task", "seed"], sort=False)["value"].mean()
     value: dict[str, dict[str, dict[int, float]]] = {}
@@ -262,13 +179,13 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
     stl = value.get(BASELINE, {})
     rows, seed_rows = [], []
     for m in methods:
-        row = _empty_row(profile, source, dataset, m)
+        row = _empty_row(profile, source, dataset, m, n)
         seeds = sorted({s for t in value[m].values() for s in t})
         row.update(n_seeds=len(seeds), n_datasets=1, seeds=" ".join(map(str, seeds)))
         per_seed_delta: dict[int, list[float]] = {}
         paired_all: set[int] = set()
         for k, (task, metric, hib) in enumerate(layout):
-            c = TASK_COLS[k]
+            c = cols[k]
             vals = value[m].get(task, {})
             row.update({f"{c}_name": task, f"{c}_metric": metric, f"{c}_higher_is_better": hib,
                         f"{c}_mean": _mean(vals.values()), f"{c}_std": _std(vals.values()),
@@ -288,7 +205,7 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
             if m != BASELINE:
                 row[f"{c}_delta_std"] = _std(np.atleast_1d(d))
                 row[f"{c}_p"] = _pvalue([vals[s] for s in common], [base[s] for s in common])
-        task_deltas = [row[f"{c}_delta"] for c in TASK_COLS[:len(layout)]]
+        task_deltas = [row[f"{c}_delta"] for c in cols[:len(layout)]]
         # Δ_mean needs every task: averaging only the tasks that ran would flatter a method
         row["delta_mean"] = float(np.mean(task_deltas)) if np.isfinite(task_deltas).all() else math.nan
         row["n_paired"] = len(paired_all)
@@ -296,7 +213,7 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
             seed_rows.append({"profile": profile, "data_source": source, "dataset": dataset,
                               "method": m, "seed": s,
                               **{f"{c}_delta": ds[k] if k < len(ds) else math.nan
-                                 for k, c in enumerate(TASK_COLS)},
+                                 for k, c in enumerate(cols)},
                               "delta_mean": float(np.mean(ds)) if np.isfinite(ds).all() else math.nan})
         if m != BASELINE:
             dm = [r["delta_mean"] for r in seed_rows if r["method"] == m and r["dataset"] == dataset]
@@ -311,7 +228,7 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
 
 
 def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source: str,
-                   notes: list[str]) -> tuple[list[dict], list[dict]]:
+                   notes: list[str], n: int) -> tuple[list[dict], list[dict]]:
     """Average block of Table 2: mean of each Δ column over datasets, ranked by its Δ_mean.
 
     A method is averaged over the datasets where its Δ_mean exists; if that set differs between
@@ -326,8 +243,8 @@ def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source
     counts = {}
     for m in _ordered(df["method"], CANONICAL_METHODS):
         sub = df[df["method"] == m]
-        row = _empty_row(profile, source, AVERAGE, m)
-        for col in DELTA_COLS:
+        row = _empty_row(profile, source, AVERAGE, m, n)
+        for col in delta_cols(n):
             row[col] = _mean(sub[col])
         row["n_datasets"] = counts[m] = len(sub)
         # per-seed average over the same datasets, only seeds present in all of them
@@ -335,13 +252,13 @@ def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source
         if len(s):
             full = s.groupby("seed")["dataset"].nunique() == len(sub)
             s = s[s["seed"].isin(full[full].index)]
-            avg = s.groupby("seed")[list(DELTA_COLS)].mean()
+            avg = s.groupby("seed")[list(delta_cols(n))].mean()
             for seed_, r in avg.iterrows():
                 out_seeds.append({"profile": profile, "data_source": source, "dataset": AVERAGE,
                                   "method": m, "seed": int(seed_), **r.to_dict()})
             row.update(n_seeds=len(avg), n_paired=len(avg), seeds=" ".join(map(str, avg.index)))
             if m != BASELINE:
-                for c in TASK_COLS:
+                for c in task_cols(n):
                     row[f"{c}_delta_std"] = _std(avg[f"{c}_delta"])
                     row[f"{c}_p"] = _pvalue(avg[f"{c}_delta"])
                 row["delta_mean_std"] = _std(avg["delta_mean"])
@@ -360,10 +277,12 @@ def compute_report(df: pd.DataFrame) -> Report:
 
     Uses only ``primary`` rows of the ``test`` split. Per (dataset, method, task): mean and std
     over seeds; Δ_task by eq. (3) from the MTL mean vs the STL mean of the same dataset; Δ_mean the
-    mean of the two Δ_task; rank by Δ_mean with STL at 0; then the ``average`` block.
+    mean of the dataset's Δ_task; rank by Δ_mean with STL at 0; then the ``average`` block.
     """
     df = normalize_metrics(df)
     prim = df[df["primary"] & (df["split"] == "test")]
+    counts = prim.groupby(["profile", "data_source", "dataset"])["task"].nunique()
+    n = int(counts.max()) if len(counts) else PAPER_TASKS
     rows: list[dict] = []
     seed_rows: list[dict] = []
     notes: dict[tuple[str, str], list[str]] = {}
@@ -378,17 +297,17 @@ def compute_report(df: pd.DataFrame) -> Report:
         block_rows: list[dict] = []
         for dataset in _ordered(grp["dataset"], CANONICAL_DATASETS):
             r, s = _dataset_block(grp[grp["dataset"] == dataset], profile, source, dataset,
-                                  group_notes)
+                                  group_notes, n)
             block_rows += r
             seed_rows += s
-        avg, avg_seeds = _average_block(block_rows, seed_rows, profile, source, group_notes)
+        avg, avg_seeds = _average_block(block_rows, seed_rows, profile, source, group_notes, n)
         rows += block_rows + avg
         seed_rows += avg_seeds
-    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
-    for col in ("rank", "task1_n", "task2_n", "n_seeds", "n_paired", "n_datasets"):
+    table = pd.DataFrame(rows, columns=table_columns(n))
+    for col in ("rank", *[f"{c}_n" for c in task_cols(n)], "n_seeds", "n_paired", "n_datasets"):
         table[col] = table[col].astype("Int64")
     per_seed = pd.DataFrame(seed_rows, columns=["profile", "data_source", "dataset", "method",
-                                                "seed", *DELTA_COLS])
+                                                "seed", *delta_cols(n)])
     return Report(table=table, per_seed=per_seed, notes=notes)
 
 
@@ -400,42 +319,3 @@ def compute_table(df: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def rank_and_average(table: pd.DataFrame) -> pd.DataFrame:
-    """Ranks and the average block from given Δ columns (e.g. the published ones).
-
-    Used to check that our ranking and averaging rules give back the paper's Rank column and
-    Average block from the paper's own Δ values. STL rows take Δ = 0.
-    """
-    src = table[table["dataset"] != AVERAGE].copy()
-    src.loc[src["method"] == BASELINE, list(DELTA_COLS)] = 0.0
-    rows: list[dict] = []
-    for dataset in _ordered(src["dataset"], CANONICAL_DATASETS):
-        block = [dict(r) for _, r in src[src["dataset"] == dataset].iterrows()]
-        _rank_block(block, {})
-        rows += block
-    avg, _ = _average_block(rows, [], "", "", [])
-    keep = ["dataset", "method", *DELTA_COLS, "rank", "n_datasets"]
-    return pd.DataFrame([{k: r.get(k) for k in keep} for r in rows + avg])
-
-
-# ----------------------------------------------------------------------------- paper comparison
-COMPARE_COLS = ("task1_mean", "task1_delta", "task2_mean", "task2_delta", "delta_mean", "rank")
-
-
-def compare_with_paper(table: pd.DataFrame, paper: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Side by side, per (dataset, method) present in both: published, reproduced, difference
-    (reproduced − published) for each M and Δ column and the rank."""
-    paper = load_paper_table() if paper is None else paper
-    merged = paper.merge(table, on=["dataset", "method"], suffixes=("_published", "_reproduced"))
-    out = merged[["dataset", "method"]].copy()
-    for col in COMPARE_COLS:
-        pub = pd.to_numeric(merged[f"{col}_published"], errors="coerce").astype(float)
-        rep = pd.to_numeric(merged[f"{col}_reproduced"], errors="coerce").astype(float)
-        out[f"{col}_published"], out[f"{col}_reproduced"], out[f"{col}_diff"] = pub, rep, rep - pub
-    mism = []
-    for c in ("task1_name", "task2_name"):
-        bad = (merged[f"{c}_published"] != merged[f"{c}_reproduced"]) & (merged["dataset"] != AVERAGE)
-        mism += [f"{d}: {c} is {r!r}, the paper's is {p!r}" for d, p, r in
-                 merged.loc[bad, ["dataset", f"{c}_published", f"{c}_reproduced"]].drop_duplicates().values]
-    out.attrs["notes"] = mism
-    return out.reset_index(drop=True)

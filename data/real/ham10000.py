@@ -15,10 +15,8 @@ from PIL import Image
 
 from data import ham10000
 from data.base import DataError
-from data.prepare import BadInput, read_label_table, stratified_split
+from data.real.common import BadInput, read_label_table, stratified_split
 
-NAME = "ham10000"
-SPEC = ham10000.SPEC
 VERSION = "ham10000-1"
 CLASSES = ham10000.CLASSES
 METADATA = "HAM10000_metadata.csv"

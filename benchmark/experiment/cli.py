@@ -6,12 +6,14 @@ import os
 import sys
 from pathlib import Path
 
-from benchmark import store
-from benchmark.config import PROFILES, get_profile
-from benchmark.parallel import Execution, SlurmOptions
-from data import DATASETS, resolve_source
+from benchmark.experiment import store
+from benchmark.experiment.cell import resolve_config
+from benchmark.experiment.parallel import Execution, SlurmOptions
+from benchmark.experiment.profiles import PROFILES, get_profile
+from data import DATASETS
 from data.base import DataError
-from models import MODELS
+from data.prepare import SOURCES, resolve_source
+from models.catalog import METHODS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -19,11 +21,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="reproduce.py",
         description="Reproduce Table 2 of the CTAN paper: every method x dataset cell, with seeds.")
     p.add_argument("--all", action="store_true", help="every dataset and method (the default when none is named)")
-    p.add_argument("--dataset", action="append", choices=sorted(DATASETS), help="repeatable; omitted: all")
-    p.add_argument("--method", action="append", choices=sorted(MODELS), help="repeatable; omitted: all")
+    p.add_argument("--dataset", action="append", choices=list(DATASETS), help="repeatable; omitted: all")
+    p.add_argument("--method", action="append", choices=list(METHODS), help="repeatable; omitted: all")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     p.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="settings (default: quick)")
-    p.add_argument("--data", default="auto", choices=("auto", "real", "synthetic"),
+    p.add_argument("--data", default="auto", choices=SOURCES,
                    help="auto: real data where prepared or pointed at, else the synthetic stand-in")
     p.add_argument("--data-root", default=None, help="folder holding the raw or prepared real datasets")
     p.add_argument("--skip-bad", action="store_true",
@@ -66,14 +68,13 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from benchmark.runner import enable_determinism, resolve_config, run_grid
-
     args = parse_args(argv)
     if args.deterministic:
+        from benchmark.experiment.runner import enable_determinism
         enable_determinism()
     profile = get_profile(args.profile)
     datasets = args.dataset or list(DATASETS)
-    methods = args.method or list(MODELS)
+    methods = args.method or list(METHODS)
     try:
         sources = {d: resolve_source(d, args.data, args.data_root) for d in datasets}
     except DataError as exc:
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
+    from benchmark.experiment.runner import run_grid  # torch: only when something trains
     outcomes = run_grid(configs, args.results, execution_from_args(args), args.force, not args.no_progress)
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished; results in "
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _render_report(results: Path) -> int:
     try:
-        from benchmark.report import write_report
+        from benchmark.report.write import write_report
         files = write_report(results / "metrics.csv", results / "report", compare_paper=True)
     except Exception as exc:  # the results are safe on disk; say what went wrong with the report
         print(f"error: the report could not be rendered: {type(exc).__name__}: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ import numpy as np
 from data.base import SPLITS, DataError, Split
 
 ENV_VAR = "CTAN_DATA_CACHE"
-DEFAULT_CACHE = Path(__file__).resolve().parent / "cache"
+DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "cache"  # data/cache/ (git-ignored)
 MANIFEST = "manifest.json"
 _HEADER_BYTES = 256  # fixed .npy header size, so the row count can be written after the data
 

@@ -15,16 +15,12 @@ import json
 import zlib
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
-from scipy import ndimage
 
 from data import prostate
 from data.base import DataError
-from data.prepare import BadInput, resize, stratified_split
+from data.real.common import BadInput, resize, stratified_split
 
-NAME = "prostate"
-SPEC = prostate.SPEC
 VERSION = "prostate-1"
 ORGANS = prostate.ORGANS
 MAP_FILE = "structure_map.json"
@@ -103,8 +99,9 @@ def inventory(root: Path) -> list[Path]:
     return files
 
 
-def read_nifti(path: Path, ref: nib.Nifti1Image | None = None) -> tuple[np.ndarray, nib.Nifti1Image]:
-    """A 3D volume in RAS orientation (and its image); checked against the CT grid ``ref``."""
+def read_nifti(path: Path, ref=None) -> tuple[np.ndarray, object]:
+    """A 3D volume in RAS orientation (and its nibabel image); checked against the CT grid ``ref``."""
+    import nibabel as nib  # the format's library loads only when this format is read
     if not path.is_file():
         raise DataError(f"{path}: missing file")
     try:
@@ -154,6 +151,7 @@ def read_patient(pdir: Path, mapping: dict[str, str]) -> dict:
     if "body" in masks:
         body = masks["body"]
     else:
+        from scipy import ndimage
         body = np.stack([ndimage.binary_fill_holes(ct[:, :, k] > BODY_HU) for k in range(ct.shape[2])], axis=2)
     return {"ct": ct, "dose": dose, "label": label, "dose_mask": body}
 

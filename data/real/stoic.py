@@ -13,14 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import SimpleITK as sitk
 
 from data import stoic
 from data.base import DataError
-from data.prepare import BadInput, read_label_table, resize, stratified_split
+from data.real.common import BadInput, read_label_table, resize, stratified_split
 
-NAME = "stoic"
-SPEC = stoic.SPEC
 VERSION = "stoic-1"
 REFERENCE = Path("metadata") / "reference.csv"
 MHA_DIR = Path("data") / "mha"
@@ -69,6 +66,7 @@ def _itk_reason(message: str) -> str:
 
 def read_volume(path: Path, size: int) -> np.ndarray:
     """The 2.5D image of one CT: [3, size, size] float32 in [-1, 1]."""
+    import SimpleITK as sitk  # the format's library loads only when this format is read
     if not path.is_file():
         raise DataError(f"{path}: missing file")
     try:

@@ -5,9 +5,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark import metrics as M
-from benchmark.losses import make_loss
-from data.base import Split, batches
+from benchmark.training import metrics as M
+from benchmark.training.batches import batches
+from benchmark.training.losses import make_loss
+from data.base import Split
 from data.spec import TaskSpec
 
 
@@ -38,8 +39,7 @@ class _Accumulator:
                 self.add(name, torch.stack(cols, 1))
         elif t.target == "regression":
             err = (out * t.scale - y).abs().flatten(1)
-            mask = batch.get("dose_mask")
-            mask = torch.ones_like(err) if mask is None else mask.flatten(1).to(err.dtype)
+            mask = torch.ones_like(err) if t.mask is None else batch[t.mask].flatten(1).to(err.dtype)
             self.add("abs", err.sum(1))
             self.add("pixels", torch.full((len(y),), err.shape[1], dtype=torch.float32))
             self.add("masked_abs", (err * mask).sum(1))

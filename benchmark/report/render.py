@@ -13,19 +13,16 @@ tests/test_report.py and docs/report.md):
 from __future__ import annotations
 
 import math
+import re
 from typing import Hashable, Iterable
 
 import pandas as pd
 
-from benchmark.table import ALPHA, AVERAGE, BASELINE, LOW_POWER_SEEDS, TASK_COLS
+from benchmark.report.stats import ALPHA, AVERAGE, BASELINE, LOW_POWER_SEEDS, n_tasks, task_cols
+from data import DATASETS
+from data.spec import METRICS
+from models.catalog import METHODS
 
-DATASET_NAMES = {"prostate": "Prostate", "openkbp": "OpenKBP", "ham10000": "HAM10000",
-                 "stoic": "STOIC", AVERAGE: "Average"}
-METHOD_NAMES = {"stl": "STL", "hps": "HPS", "mtan": "MTAN", "ctan": "CTAN"}
-METRIC_INFO = {"dice": ("Dice", "%"), "mae": ("MAE", "Gy"), "dose_score": ("dose score", "Gy"),
-               "accuracy": ("accuracy", "%"), "balanced_accuracy": ("balanced accuracy", "%"),
-               "macro_f1": ("macro F1", "%"), "auc": ("AUC", "%")}
-MARK_COLUMNS = ("task1_mean", "task1_delta", "task2_mean", "task2_delta", "delta_mean", "rank")
 DIGITS = 2  # the paper prints two decimals; marks compare printed values
 DAGGER, DDAGGER = "†", "‡"
 
@@ -53,7 +50,7 @@ def compute_marks(table: pd.DataFrame) -> dict[tuple[Hashable, str], str]:
         is_avg = dataset == AVERAGE
         mtl = block[block["method"] != BASELINE]
         stl = block[block["method"] == BASELINE]
-        for k, c in enumerate(TASK_COLS):
+        for c in task_cols(n_tasks(table)):
             hib_vals = [v for v in block.get(f"{c}_higher_is_better", pd.Series(dtype=object))
                         if v is not None and not pd.isna(v)]
             higher = bool(hib_vals[0]) if hib_vals else True
@@ -88,10 +85,9 @@ def _num(x: float, latex: bool) -> str:
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                 "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
-_TEX_UNICODE = {"Δ\\_mean": r"$\Delta_{mean}$", "Δ\\_task1": r"$\Delta_{task1}$",
-                "Δ\\_task2": r"$\Delta_{task2}$", "Δ\\_task": r"$\Delta_{task}$",
-                "M\\_task1": r"$M_{task1}$", "M\\_task2": r"$M_{task2}$", "M\\_task": r"$M_{task}$",
-                "Δ": r"$\Delta$", "±": r"$\pm$", "≥": r"$\geq$",
+# Δ_mean, Δ_task<k> and M_task<k> (any k, or none) become math first, then the single symbols.
+_TEX_TASK = re.compile(r"(Δ|M)\\_task(\d*)")
+_TEX_UNICODE = {"Δ": r"$\Delta$", "±": r"$\pm$", "≥": r"$\geq$",
                 "≤": r"$\leq$", "†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "−": "-", "–": "--",
                 "—": "---", "→": r"$\rightarrow$", "λ": r"$\lambda$", "↑": r"$\uparrow$",
                 "↓": r"$\downarrow$", "’": "'", "“": "``", "”": "''"}
@@ -100,6 +96,8 @@ _TEX_UNICODE = {"Δ\\_mean": r"$\Delta_{mean}$", "Δ\\_task1": r"$\Delta_{task1}
 def tex_escape(text: str) -> str:
     """Escape free text for pdflatex; the few Unicode symbols we write become math."""
     out = "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+    out = out.replace("Δ\\_mean", r"$\Delta_{mean}$")
+    out = _TEX_TASK.sub(lambda m: ("$\\Delta" if m[1] == "Δ" else "$M") + "_{task" + m[2] + "}$", out)
     for uni, tex in _TEX_UNICODE.items():
         out = out.replace(uni, tex)
     return out.encode("ascii", "replace").decode("ascii")  # pdflatex without inputenc tricks
@@ -109,19 +107,21 @@ def _md_escape(text: str) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _dataset_label(d: str) -> str:
-    return DATASET_NAMES.get(d, d)
+def dataset_label(d: str) -> str:
+    if d == AVERAGE:
+        return "Average"
+    return DATASETS[d].spec.label if d in DATASETS else d
 
 
-def _method_label(m: str) -> str:
-    return METHOD_NAMES.get(m, m.upper())
+def method_label(m: str) -> str:
+    return METHODS[m].label if m in METHODS else m.upper()
 
 
 def _task_phrase(row: pd.Series, c: str) -> str:
     name, metric = row.get(f"{c}_name", ""), row.get(f"{c}_metric", "")
     if not isinstance(name, str) or not name:
         return ""
-    label, unit = METRIC_INFO.get(metric, (metric, ""))
+    label, unit = (METRICS[metric].label, METRICS[metric].unit) if metric in METRICS else (metric, "")
     hib = row.get(f"{c}_higher_is_better")
     arrow = "" if hib is None or pd.isna(hib) else ("higher is better" if hib else "lower is better")
     return f"{name} ({', '.join(x for x in (label, unit, arrow) if x)})"
@@ -154,14 +154,19 @@ def caption_text(table: pd.DataFrame) -> str:
                   "deviation of per-seed Δ, seeds paired with STL.") if n > 1 else ""
         src = (f"Reproduction on {meta['data_source']} data, profile {meta['profile']}, "
                f"seed{'s' if n != 1 else ''} {seeds}.{spread}")
+    cols = task_cols(n_tasks(table))
     tasks = []
     for d, block in table[table["dataset"] != AVERAGE].groupby("dataset", sort=False):
         r = block.iloc[0]
-        parts = [p for p in (_task_phrase(r, "task1"), _task_phrase(r, "task2")) if p]
-        tasks.append(f"{_dataset_label(d)}: " + " / ".join(parts))
+        parts = [p for p in (_task_phrase(r, c) for c in cols) if p]
+        tasks.append(f"{dataset_label(d)}: " + " / ".join(parts))
+    labels = [method_label(m) for m in dict.fromkeys(table["method"])]
+    methods = ", ".join(labels[:-1]) + " and " + labels[-1] if len(labels) > 1 else "".join(labels)
+    of = "the two Δ_task" if len(cols) == 2 else "a dataset's Δ_task"
     return (f"Results of task-specific metrics (M_task) and their relative difference to STL "
-            f"(Δ_task, eq. (3), in %, positive = better than STL) of STL, HPS, MTAN and CTAN. {src} "
-            f"Tasks 1 / 2: {'; '.join(tasks)}. Δ_mean is the mean of the two Δ_task; rank by Δ_mean "
+            f"(Δ_task, eq. (3), in %, positive = better than STL) of {methods}. {src} "
+            f"Tasks {' / '.join(str(k) for k in range(1, len(cols) + 1))}: {'; '.join(tasks)}. "
+            f"Δ_mean is the mean of {of}; rank by Δ_mean "
             f"with STL at 0. Best and second-best results are bolded and underlined, respectively. "
             f"Average values are only calculated for relative performance difference of MTL methods.")
 
@@ -195,19 +200,21 @@ def _cells(table: pd.DataFrame, latex: bool) -> list[list[str]]:
     pm = r" $\pm$ " if latex else " ± "
     pct = r"\%" if latex else "%"
     dag = (r"$^{\dagger}$", r"$^{\ddagger}$") if latex else (DAGGER, DDAGGER)
+    cols = task_cols(n_tasks(table))
+    deltas = (*[f"{t}_delta" for t in cols], "delta_mean")
     rows: list[list[str]] = []
     previous = None
     for i, r in table.iterrows():
         is_avg, is_stl = r["dataset"] == AVERAGE, r["method"] == BASELINE
-        cells = {"method": _method_label(r["method"])}
-        for c in TASK_COLS:
+        cells = {"method": method_label(r["method"])}
+        for c in cols:
             m, sd = r.get(f"{c}_mean"), r.get(f"{c}_std")
             if is_avg:
                 cells[f"{c}_mean"] = "--" if latex else "-"
             else:
                 cells[f"{c}_mean"] = (_num(m, latex) + (pm + _num(sd, latex) if _finite(sd) else "")
                                       if _finite(m) else ("" if not r.get(f"{c}_name") else "n/a"))
-        for c in (*[f"{t}_delta" for t in TASK_COLS], "delta_mean"):
+        for c in deltas:
             v = r.get(c)
             sd = r.get(f"{c}_std" if c == "delta_mean" else c.replace("_delta", "_delta_std"))
             if is_stl:
@@ -221,22 +228,32 @@ def _cells(table: pd.DataFrame, latex: bool) -> list[list[str]]:
             mark = marks.get((i, col))
             if mark and cells[col] not in ("", "n/a"):
                 cells[col] = bold(cells[col]) if mark == "bold" else under(cells[col])
-        for c in (*[f"{t}_delta" for t in TASK_COLS], "delta_mean"):
+        for c in deltas:
             p = r.get(c.replace("_delta", "_p") if c != "delta_mean" else "delta_mean_p")
             if not is_stl and _finite(p) and float(p) >= ALPHA and cells[c] not in ("", "n/a"):
                 cells[c] += dag[0]
         if _finite(r.get("vs_next_p")) and float(r["vs_next_p"]) >= ALPHA:
             cells["rank"] += dag[1]
-        label = _dataset_label(r["dataset"]) if r["dataset"] != previous else ""
+        label = dataset_label(r["dataset"]) if r["dataset"] != previous else ""
         previous = r["dataset"]
         rows.append([tex_escape(label) if latex else label, cells["method"],
-                     *[cells[c] for c in MARK_COLUMNS]])
+                     *[cells[c] for c in mark_columns(len(cols))]])
     return rows
 
 
-HEADER_TEX = (r"Dataset & Method & $M_{task1}$ & $\Delta_{task1}\uparrow$ & $M_{task2}$ & "
-              r"$\Delta_{task2}\uparrow$ & $\Delta_{mean}\uparrow$ & Rank \\")
-HEADER_MD = ["Dataset", "Method", "M_task1", "Δ_task1 ↑", "M_task2", "Δ_task2 ↑", "Δ_mean ↑", "Rank"]
+def mark_columns(n: int) -> list[str]:
+    """The table's value columns in Table 2's order: M and Δ of each task, Δ_mean, rank."""
+    return [f"{c}_{k}" for c in task_cols(n) for k in ("mean", "delta")] + ["delta_mean", "rank"]
+
+
+def header_tex(n: int) -> str:
+    tasks = [rf"$M_{{{c}}}$ & $\Delta_{{{c}}}\uparrow$" for c in task_cols(n)]
+    return " & ".join(["Dataset", "Method", *tasks, r"$\Delta_{mean}\uparrow$", r"Rank \\"])
+
+
+def header_md(n: int) -> list[str]:
+    tasks = [x for c in task_cols(n) for x in (f"M_{c}", f"Δ_{c} ↑")]
+    return ["Dataset", "Method", *tasks, "Δ_mean ↑", "Rank"]
 
 
 def render_latex(table: pd.DataFrame, notes: Iterable[str] = (), caption: str | None = None,
@@ -247,10 +264,12 @@ def render_latex(table: pd.DataFrame, notes: Iterable[str] = (), caption: str | 
     a Δ not significantly different from STL, ‡ a rank within noise of the next one.
     """
     caption = caption_text(table) if caption is None else caption
+    n = n_tasks(table)
     body = _cells(table, latex=True)
     lines = ["% Table 2 reproduction, written by benchmark.report; needs \\usepackage{booktabs}",
              r"\begin{table}[t]", r"\centering", r"\caption{" + tex_escape(caption) + "}",
-             r"\label{" + label + "}", r"\begin{tabular}{llcccccc}", r"\toprule", HEADER_TEX,
+             r"\label{" + label + "}", r"\begin{tabular}{ll" + "c" * (2 * n + 2) + "}", r"\toprule",
+             header_tex(n),
              r"\midrule"]
     previous = None
     for (i, r), cells in zip(table.iterrows(), body):
@@ -282,7 +301,7 @@ def render_markdown(table: pd.DataFrame, notes: Iterable[str] = (),
         lines.append("No finished cells.")
     else:
         lines += [caption_text(table), ""]
-        lines += _md_table(HEADER_MD, _cells(table, latex=False), align="r")
+        lines += _md_table(header_md(n_tasks(table)), _cells(table, latex=False), align="r")
     foot = footnotes(table, notes)
     if foot:
         lines += ["", *[f"- {_md_escape(f)}" for f in foot]]
@@ -302,7 +321,7 @@ def render_compare_markdown(compare: pd.DataFrame, notes: Iterable[str] = ()) ->
     header = ["Dataset", "Method"] + [f"{short[c]} {k}" for c in cols for k in ("pub", "rep", "diff")]
     rows = []
     for _, r in compare.iterrows():
-        row = [_dataset_label(r["dataset"]), _method_label(r["method"])]
+        row = [dataset_label(r["dataset"]), method_label(r["method"])]
         for c in cols:
             row += ["" if not _finite(r[f"{c}_{k}"]) else
                     (str(int(r[f"{c}_{k}"])) if c == "rank" else _num(r[f"{c}_{k}"], False))

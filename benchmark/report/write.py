@@ -1,55 +1,21 @@
-"""Table 2 report: Δ_task (eq. 3), Δ_mean and ranks as CSV, LaTeX, Markdown and plots.
-
-    python -m benchmark.report --metrics results/metrics.csv --out results/report [--compare-paper]
+"""The report's files: Table 2 (Δ_task by eq. 3, Δ_mean, ranks) as CSV, LaTeX and Markdown, and plots.
 
 Reads the long ``metrics.csv`` of docs/results-schema.md and, when they sit next to it,
 ``epochs.csv`` (training curves, DWA weights) and ``failures.csv`` (listed in the report). One
 table per (profile, data_source) group: plain file names when there is one group, else the suffix
-``_<profile>-<data_source>``. Conventions: docs/report.md. The numbers live in benchmark/table.py,
-the text in benchmark/render.py, the figures in benchmark/plots.py.
+``_<profile>-<data_source>``. Conventions: docs/report.md.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
-from typing import Sequence
 
 import pandas as pd
 
-from benchmark.render import (render_compare_markdown, render_latex, render_markdown,
-                              tex_escape)
-from benchmark.table import (TABLE_COLUMNS, Report, ReportInputError, compare_with_paper,
-                             compute_report, compute_table, load_metrics, load_paper_table,
-                             relative_delta)
-
-__all__ = ["main", "load_metrics", "compute_table", "compute_report", "render_latex",
-           "render_markdown", "write_report", "relative_delta", "ReportInputError"]
-
-GROUP_KEYS = ("profile", "data_source")
-
-
-def _read_optional(path: Path | None, required: Sequence[str], notes: list[str]) -> pd.DataFrame | None:
-    """An optional side file (epochs/failures): None when absent; a bad one is skipped with a
-    note instead of failing the whole report, since the table does not depend on it."""
-    if path is None or not Path(path).is_file():
-        return None
-    try:
-        df = pd.read_csv(path)
-    except pd.errors.EmptyDataError:
-        return None
-    except pd.errors.ParserError as exc:
-        notes.append(f"{path} ignored: unreadable CSV ({exc})")
-        return None
-    missing = [c for c in required if c not in df.columns]
-    if missing:
-        notes.append(f"{path} ignored: missing column(s) {', '.join(missing)}")
-        return None
-    for col in GROUP_KEYS:
-        df[col] = df[col].fillna("").astype(str).str.strip() if col in df else "unknown"
-    for col in ("dataset", "method"):
-        df[col] = df[col].astype(str).str.strip().str.lower()
-    return df
+from benchmark.report import plots as P
+from benchmark.report.inputs import GROUP_KEYS, load_metrics, read_optional
+from benchmark.report.paper import compare_with_paper, load_paper_table
+from benchmark.report.render import render_compare_markdown, render_latex, render_markdown, tex_escape
+from benchmark.report.stats import Report, compute_report
 
 
 def _select(df: pd.DataFrame | None, profile: str | None, data_source: str | None) -> pd.DataFrame | None:
@@ -97,10 +63,10 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
     out.mkdir(parents=True, exist_ok=True)
     side_notes: list[str] = []
     df = _select(load_metrics(metrics_csv), profile, data_source)
-    epochs = _select(_read_optional(Path(epochs_csv) if epochs_csv else metrics_csv.with_name("epochs.csv"),
+    epochs = _select(read_optional(Path(epochs_csv) if epochs_csv else metrics_csv.with_name("epochs.csv"),
                                     ("dataset", "method", "seed", "epoch", "task"), side_notes),
                      profile, data_source)
-    failures = _select(_read_optional(Path(failures_csv) if failures_csv else metrics_csv.with_name("failures.csv"),
+    failures = _select(read_optional(Path(failures_csv) if failures_csv else metrics_csv.with_name("failures.csv"),
                                       ("dataset", "method", "seed"), side_notes),
                        profile, data_source)
     report: Report = compute_report(df)
@@ -111,7 +77,7 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         _write(out / "table2.md", f"# Table 2\n\nNo finished cells in {metrics_csv}"
                + (f" for profile={profile} data_source={data_source}" if profile or data_source else "")
                + ".\n" + "".join(f"\n- {n}" for n in side_notes), written)
-        pd.DataFrame(columns=list(TABLE_COLUMNS)).to_csv(out / "table2.csv", index=False)
+        report.table.iloc[0:0].to_csv(out / "table2.csv", index=False)
         return written + [out / "table2.csv"]
     paper = load_paper_table() if compare_paper else None
     for group in groups:
@@ -140,7 +106,6 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         _write(out / f"table2{sfx}.tex", render_latex(table, notes, label=label), written)
         _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)
         if plots:
-            from benchmark import plots as P  # matplotlib only when drawing
             written += P.plot_deltas(table, per_seed, out, sfx)
             written += P.plot_epochs(ep, out, sfx)
         if compare_paper:
@@ -153,36 +118,5 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
             written.append(out / f"compare_paper{sfx}.csv")
             _write(out / f"compare_paper{sfx}.md", render_compare_markdown(cmp, cmp_notes), written)
             if plots:
-                from benchmark import plots as P
                 written += P.plot_compare(cmp, out, sfx)
     return written
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns 0 on success, 2 on an input file that breaks the schema."""
-    ap = argparse.ArgumentParser(prog="python -m benchmark.report", description=__doc__.split("\n")[0])
-    ap.add_argument("--metrics", default="results/metrics.csv", help="long metrics CSV")
-    ap.add_argument("--out", default="results/report", help="output folder")
-    ap.add_argument("--compare-paper", action="store_true",
-                    help="add published vs reproduced tables and plot")
-    ap.add_argument("--profile", help="only this profile (default: every profile, one table each)")
-    ap.add_argument("--data-source", help="only this data source (default: every one)")
-    ap.add_argument("--epochs", help="epochs CSV (default: epochs.csv next to --metrics)")
-    ap.add_argument("--failures", help="failures CSV (default: failures.csv next to --metrics)")
-    ap.add_argument("--no-plots", action="store_true", help="tables only")
-    args = ap.parse_args(argv)
-    try:
-        paths = write_report(args.metrics, args.out, args.compare_paper, profile=args.profile,
-                             data_source=args.data_source, epochs_csv=args.epochs,
-                             failures_csv=args.failures, plots=not args.no_plots)
-    except ReportInputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(paths)} file(s) to {args.out}")
-    for p in paths:
-        print(f"  {p}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,63 @@
+"""One cell of the grid (dataset, method, seed under a profile): its resolved configuration, identity
+(hash and folder) and data."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from benchmark.experiment.profiles import Profile
+from benchmark.experiment.store import cell_dir
+from data import get_dataset
+from data.base import TaskData
+from data.prepare import load as load_real
+
+
+@dataclass(frozen=True)
+class CellConfig:
+    """Everything that determines one cell's numbers (device aside)."""
+
+    dataset: str
+    method: str
+    seed: int
+    profile: Profile
+    data_source: str                 # synthetic | real
+    data_root: str | None = None
+    image_size: int | None = None    # resolved size
+    batch_size: int | None = None    # resolved batch size
+    skip_bad: bool = False           # real data: skip unreadable samples with a warning and a count
+    deterministic: bool = False      # deterministic algorithms (GPU reruns bit-identical)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def directory(self, results: str | Path) -> Path:
+        """This cell's folder in the results store (docs/results-schema.md)."""
+        return cell_dir(results, self.profile.name, self.data_source, self.dataset, self.method, self.seed)
+
+    def hash(self) -> str:
+        """Short hash of the configuration (the data root is where, not what: left out)."""
+        d = self.to_dict()
+        d.pop("data_root")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
+                   data_root: str | None = None, skip_bad: bool = False,
+                   deterministic: bool = False) -> CellConfig:
+    spec = get_dataset(dataset).spec
+    return CellConfig(dataset, method, seed, profile, data_source, data_root,
+                      image_size=profile.image_size or spec.native_size,
+                      batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad,
+                      deterministic=deterministic)
+
+
+def load_data(cfg: CellConfig) -> TaskData:
+    """The cell's dataset: the synthetic stand-in (drawn with the profile's data seed) or the real data."""
+    entry = get_dataset(cfg.dataset)
+    if cfg.data_source == "synthetic":
+        n_train, n_val, n_test = cfg.profile.synthetic_sizes
+        return entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
+    return load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)

@@ -1,0 +1,22 @@
+"""The registry ``MODELS`` (method name -> class) and ``build_model``, the one constructor."""
+from __future__ import annotations
+
+from data.spec import TaskSpec
+from models.base import MultiTaskModel
+from models.catalog import METHODS
+from models.ctan import CTAN
+from models.hps import HPS
+from models.mtan import MTAN
+from models.stl import STL
+
+MODELS = {"stl": STL, "hps": HPS, "mtan": MTAN, "ctan": CTAN}
+if list(MODELS) != list(METHODS):  # the catalog and the classes must name the same methods, in order
+    raise ImportError(f"models.registry.MODELS {list(MODELS)} and models.catalog.METHODS {list(METHODS)} disagree")
+
+
+def build_model(method: str, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50",
+                pretrained: bool = False, in_channels: int = 3) -> MultiTaskModel:
+    """Build ``method`` for a dataset's task specs."""
+    if method not in MODELS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(MODELS)}")
+    return MODELS[method](tuple(tasks), backbone=backbone, pretrained=pretrained, in_channels=in_channels)
