@@ -23,3 +23,5 @@ METHODS = {m.name: m for m in (
     MethodInfo("ctan", "CTAN", "cross-task attention network (Kim et al. 2023)"),
 )}
 BASELINE = "stl"
+# Encoder backbones (torchvision ResNets; models/encoder.py builds them).
+BACKBONES = ("resnet18", "resnet34", "resnet50")

@@ -5,8 +5,10 @@ CTAE, eq. (1): the encoder of MTAN with the masks applied in the cross direction
 where A_t^j comes from task t's task-embedding and attention blocks applied to U^j (j = 1) or
 [U^j, Â_t^{j-1}] (j > 1), and Pool is the pooling (shared) block.
 CTAB, eq. (2): at the bottleneck, each task's features E_t = A_{t'}^4 ⊙ P^4 are embedded to Ê_t and
-    Ā_t = Ê_t · (Ê_{t'}^T · Ê_t)        (scaled by 1 / (N·sqrt(d)), see docs/architecture.md),
-which task t's decoder receives as its bottleneck; its skips are A_{t'}^j ⊙ P^j, j = 1..3.
+    Ā_t = Ê_t · (Ê_{t'}^T · Ê_t)        (scaled by 1 / (N·sqrt(d)), see docs/architecture.md).
+Decoders, Algorithm 1 line 29, D_t(Ā_t, U^{j∈[0,n]}): task t's decoder receives Ā_t as its
+bottleneck and, as skips, the shared encoder's features at strides 4, 8, 16 (the stage outputs
+P^1..P^3, the same skips HPS's decoders get; docs/architecture.md says why).
 """
 from __future__ import annotations
 
@@ -37,11 +39,15 @@ def cross_task_attention(e_t: torch.Tensor, e_other: torch.Tensor, scale: bool =
 
 
 class CTAB(nn.Module):
-    """Cross-task attention bottleneck: per-task embedding (1x1 conv, BN, ReLU; C -> d) then eq. (2)."""
+    """Cross-task attention bottleneck: per-task embedding (1x1 conv, BN and, with ``relu``, ReLU;
+    C -> d) then eq. (2). The paper names no activation (docs/architecture.md, CTAB)."""
 
-    def __init__(self, channels: int, embed_channels: int, ntasks: int = 2):
+    def __init__(self, channels: int, embed_channels: int, ntasks: int = 2, relu: bool = True):
         super().__init__()
-        self.embed = nn.ModuleList(conv_bn_relu(channels, embed_channels, 1) for _ in range(ntasks))
+        self.embed = nn.ModuleList(
+            conv_bn_relu(channels, embed_channels, 1) if relu else
+            nn.Sequential(nn.Conv2d(channels, embed_channels, 1, bias=False), nn.BatchNorm2d(embed_channels))
+            for _ in range(ntasks))
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
         e = [emb(f) for emb, f in zip(self.embed, feats)]
@@ -52,12 +58,12 @@ class CTAN(MTAN):
     """CTAE in the encoder (cross-direction masks) and CTAB at the bottleneck; any pair of tasks."""
 
     def __init__(self, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50", pretrained: bool = False,
-                 in_channels: int = 3):
+                 in_channels: int = 3, ctab_relu: bool = True):
         if len(tasks) != 2:
             raise ValueError(f"CTAN is defined for a pair of tasks (eqs. 1-2), got {len(tasks)}")
         super().__init__(tasks, backbone, pretrained, in_channels)
         c4 = self.encoder.channels[3]
-        self.ctab = CTAB(c4, c4 // 4, len(tasks))
+        self.ctab = CTAB(c4, c4 // 4, len(tasks), relu=ctab_relu)
 
     def decoder_channels(self) -> tuple[int, ...]:
         c = self.encoder.channels
@@ -67,7 +73,6 @@ class CTAN(MTAN):
         return 1 - k
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.attended_features(x)
-        bottleneck = self.ctab([f[3] for f in feats])
-        feats = [f[:3] + [b] for f, b in zip(feats, bottleneck)]
-        return decode(self.decoders, self.tasks, feats, x.shape[-2:])
+        shared, attended = self.attended_features(x)
+        bottleneck = self.ctab([f[3] for f in attended])
+        return decode(self.decoders, self.tasks, [shared[:3] + [b] for b in bottleneck], x.shape[-2:])

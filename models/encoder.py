@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torchvision import models as tvm
 
+from models.catalog import BACKBONES as CATALOG_BACKBONES
+
 
 @dataclass(frozen=True)
 class BackboneInfo:
@@ -25,6 +27,10 @@ BACKBONES = {
     "resnet34": BackboneInfo(tvm.resnet34, tvm.ResNet34_Weights.IMAGENET1K_V1),
     "resnet50": BackboneInfo(tvm.resnet50, tvm.ResNet50_Weights.IMAGENET1K_V1),
 }
+
+
+if tuple(BACKBONES) != CATALOG_BACKBONES:  # one list of names: models/catalog.py
+    raise ImportError(f"models.encoder.BACKBONES {list(BACKBONES)} and models.catalog.BACKBONES disagree")
 
 
 class PretrainedWeightsMissing(FileNotFoundError):
@@ -78,7 +84,7 @@ class ResNetEncoder(nn.Module):
     def __init__(self, backbone: str = "resnet50", pretrained: bool = False, in_channels: int = 3):
         super().__init__()
         if backbone not in BACKBONES:
-            raise ValueError(f"unknown backbone {backbone!r}; choose one of {sorted(BACKBONES)}")
+            raise ValueError(f"unknown backbone {backbone!r}; choose one of {list(BACKBONES)}")
         net = BACKBONES[backbone].constructor(weights=None)
         if pretrained:
             net.load_state_dict(load_pretrained_state(backbone))

@@ -3,7 +3,8 @@
 Per task t and stage j an attention mask A_t^j = g_t^j(U^j) (stage 1) or
 g_t^j([U^j, a_t^{j-1}]) (stages 2-4) gates the stage output: a_t^j = A_t^j * P^j. The attended
 features pass through a shared block (residual block + pooling) to the next stage. Task t's decoder
-receives a_t^1..a_t^4 (a_t^4 is its bottleneck).
+receives a_t^1..a_t^4 (a_t^4 is its bottleneck): everything it sees has passed its own attention
+(the paper is silent on MTAN with U-Net decoders; docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -34,9 +35,11 @@ class MTAN(MultiTaskModel):
         """Index of the task whose mask gates task k's features."""
         return k
 
-    def attended_features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
-        """Per task, the gated features of the four stages (the encoder half of the method)."""
+    def attended_features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        """The encoder half of the method: the shared encoder's stage outputs P^1..P^4 and, per
+        task, the gated features of the four stages."""
         ntasks = len(self.tasks)
+        shared: list[torch.Tensor] = []
         feats: list[list[torch.Tensor]] = [[] for _ in range(ntasks)]
         prev: list[torch.Tensor | None] = [None] * ntasks
         x = self.encoder.stem(x)
@@ -51,8 +54,9 @@ class MTAN(MultiTaskModel):
                 feats[k].append(a)
                 if j < 3:
                     prev[k] = self.shared[j](a)
+            shared.append(p)
             x = p
-        return feats
+        return shared, feats
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        return decode(self.decoders, self.tasks, self.attended_features(x), x.shape[-2:])
+        return decode(self.decoders, self.tasks, self.attended_features(x)[1], x.shape[-2:])

@@ -77,7 +77,7 @@ def test_ctae_applies_the_other_tasks_mask(method, cross):
         model.attention[j][1] = _ConstantMask(0.75, ch[j])
     x = torch.randn(2, 1, 64, 64)
     with torch.no_grad():
-        feats = model.attended_features(x)
+        shared, feats = model.attended_features(x)
         s = model.encoder.stem(x)
         for j in range(4):
             body, last = model.encoder.split_stage(j)
@@ -85,10 +85,52 @@ def test_ctae_applies_the_other_tasks_mask(method, cross):
             own, other = (0.75, 0.25) if cross else (0.25, 0.75)
             torch.testing.assert_close(feats[0][j], own * p)
             torch.testing.assert_close(feats[1][j], other * p)
+            torch.testing.assert_close(shared[j], p)
             s = p
         # Â_t^j = Pool(A_{t'}^j ⊙ P^j) feeds stage j+1's attention of the same task t.
         pooled = model.shared[0](feats[0][0])
         assert pooled.shape[1:] == (ch[1],) + feats[0][1].shape[2:]
+
+
+def _decoder_inputs(model, x) -> dict[str, list[torch.Tensor]]:
+    """What each task's decoder receives (its four feature maps), captured by forward pre-hooks."""
+    seen: dict[str, list[torch.Tensor]] = {}
+    hooks = [dec.register_forward_pre_hook(lambda m, args, name=name: seen.__setitem__(name, list(args[0])))
+             for name, dec in model.decoders.items()]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+def test_ctan_decoders_get_shared_skips_and_the_ctab_bottleneck():
+    """Algorithm 1 line 29, D_t(Ā_t, U^j): skips are the shared encoder's features, whatever the
+    attention masks; the bottleneck is the CTAB output Ā_t, which the masks do change."""
+    spec = DATASETS["prostate"].spec
+    model = build_model("ctan", spec.tasks, "resnet18", in_channels=1).eval()
+    ch = model.encoder.channels
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        stages = model.encoder(x)
+    inputs = []
+    for values in ((0.25, 0.75), (0.9, 0.1)):
+        for j in range(4):
+            for k in range(2):
+                model.attention[j][k] = _ConstantMask(values[k], ch[j])
+        inputs.append(_decoder_inputs(model, x))
+        shared, attended = model.attended_features(x)
+        bottleneck = model.ctab([f[3] for f in attended])
+        for k, t in enumerate(spec.tasks):
+            got = inputs[-1][t.name]
+            for j in range(3):
+                torch.testing.assert_close(got[j], stages[j])          # P^j of the shared encoder
+            torch.testing.assert_close(got[3], bottleneck[k])          # Ā_t
+    for t in spec.tasks:
+        before, after = inputs[0][t.name], inputs[1][t.name]
+        for j in range(3):
+            torch.testing.assert_close(before[j], after[j])
+        assert not torch.allclose(before[3], after[3])
 
 
 def test_ctab_matches_a_hand_computation_of_eq2():
