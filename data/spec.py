@@ -7,27 +7,36 @@ Nothing here imports torch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """A reported metric: how captions name it, its unit and its direction."""
+    """A reported metric: how captions name it, its unit, its direction and its possible range
+    (a value outside it means a broken run, not a bad one)."""
 
     name: str
     label: str
     unit: str
     higher_is_better: bool
+    low: float = 0.0
+    high: float = math.inf
+
+    def possible(self, value: float) -> bool:
+        """True for a finite value in the range, and for NaN (a metric can be undefined, e.g. the
+        AUC of a one-class split)."""
+        return math.isnan(value) or self.low <= value <= self.high
 
 
 METRICS = {m.name: m for m in (
-    MetricSpec("dice", "Dice", "%", True),
+    MetricSpec("dice", "Dice", "%", True, 0.0, 100.0),
     MetricSpec("mae", "MAE", "Gy", False),
     MetricSpec("dose_score", "dose score", "Gy", False),
-    MetricSpec("accuracy", "accuracy", "%", True),
-    MetricSpec("balanced_accuracy", "balanced accuracy", "%", True),
-    MetricSpec("macro_f1", "macro F1", "%", True),
-    MetricSpec("auc", "AUC", "%", True),
+    MetricSpec("accuracy", "accuracy", "%", True, 0.0, 100.0),
+    MetricSpec("balanced_accuracy", "balanced accuracy", "%", True, 0.0, 100.0),
+    MetricSpec("macro_f1", "macro F1", "%", True, 0.0, 100.0),
+    MetricSpec("auc", "AUC", "%", True, 0.0, 100.0),
 )}
 
 # What a task predicts decides its decoder, loss and metrics (paper Sec. 2.1-2.3, Table 1).

@@ -158,3 +158,36 @@ def test_batchnorm_recalibration_gives_the_population_statistics_of_the_current_
         feats = net[0](torch.from_numpy(images))
     torch.testing.assert_close(net[1].running_mean, feats.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
     assert net[1].momentum == 0.1 and not net.training   # settings restored
+
+
+def test_model_selection_counts_every_task_whatever_its_loss_scale(monkeypatch):
+    """Validation losses where the raw sum (dominated by the segmentation loss) picks epoch 2 and
+    the relative rule, in which the dose task counts as much, picks epoch 1."""
+    import dataclasses
+
+    import numpy as np
+
+    import benchmark.training.loop as loop
+    from models.registry import build_model
+
+    seg = [1.0, 0.5, 0.45]
+    dose = [0.03, 0.02, 0.03]           # dose gets 50 % worse in epoch 2 while seg improves 10 %
+    assert int(np.argmin(np.add(seg, dose))) == 2
+    calls = iter(range(3))
+
+    def scripted(net, tasks, split, batch_size, device="cpu", losses=None):
+        e = next(calls)
+        return {"segmentation": {"loss": seg[e], "dice": 50.0}, "dose": {"loss": dose[e], "mae": 1.0}}
+
+    monkeypatch.setattr(loop, "evaluate", scripted)
+    data = DATASETS["prostate"].synthetic(0, 8, 4, 4, 16)
+    net = build_model("hps", data.spec.tasks, "resnet18", in_channels=1)
+    profile = dataclasses.replace(get_profile("smoke"), epochs=3)
+    res = train_network(net, data.spec.tasks, data, profile, 4, 0)
+    assert res.best_epoch == 1
+    scores = {r["epoch"]: r["selection_score"] for r in res.epochs}
+    assert scores[0] == 1.0 and scores[1] == pytest.approx((0.5 + 0.02 / 0.03) / 2)
+    assert scores[2] == pytest.approx((0.45 + 1.0) / 2)
+    assert {r["selection_rule"] for r in res.epochs} == {loop.SELECTION_RULE}
+    assert [r["epoch"] for r in res.epochs if r["selected"]] == [1, 1]
+    assert loop.selection_score([0.2], [0.4]) == 0.5          # STL: one task, the lowest loss wins

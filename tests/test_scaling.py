@@ -38,18 +38,6 @@ def test_same_cell_same_seed_gives_identical_metrics_on_cpu():
     assert [r["value"] for r in other] != [r["value"] for r in first]   # the seed matters
 
 
-def test_dask_local_cluster_gives_the_serial_metrics(tmp_path):
-    common = ["--dataset", "stoic", "--profile", "smoke", "--seeds", "0", "--data", "synthetic", "--threads", "1",
-              "--no-progress", "--no-report"]
-    assert reproduce.main(common + ["--results", str(tmp_path / "serial"), "--jobs", "1"]) == 0
-    assert reproduce.main(common + ["--results", str(tmp_path / "dask"), "--backend", "dask", "--jobs", "2"]) == 0
-    serial, dask = _values(tmp_path / "serial"), _values(tmp_path / "dask")
-    assert len(serial) > 0
-    pd.testing.assert_series_equal(serial, dask)
-    hosts = {store.cell_dir(tmp_path / "dask", "smoke", "synthetic", "stoic", m, 0) for m in ("stl", "ctan")}
-    assert all((h / "cell.json").is_file() for h in hosts)
-
-
 def test_sigkilled_workers_lose_no_finished_cell_and_the_rerun_completes(tmp_path):
     args = [sys.executable, "reproduce.py", "--dataset", "stoic", "--dataset", "ham10000", "--profile", "smoke",
             "--seeds", "0", "--data", "synthetic", "--results", str(tmp_path), "--no-progress", "--no-report",

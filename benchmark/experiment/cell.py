@@ -31,17 +31,24 @@ class CellConfig:
     deterministic: bool = False      # deterministic algorithms (GPU reruns bit-identical)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "profile_label": self.profile.label}
 
     def directory(self, results: str | Path) -> Path:
-        """This cell's folder in the results store (docs/results-schema.md)."""
-        return cell_dir(results, self.profile.name, self.data_source, self.dataset, self.method, self.seed)
+        """This cell's folder in the results store (docs/results-schema.md): the profile's label
+        (with any overrides) keeps runs with other settings apart."""
+        return cell_dir(results, self.profile.label, self.data_source, self.dataset, self.method, self.seed)
+
+    def identity(self) -> dict:
+        """What the numbers depend on: not where the data lives, nor a profile's name or wording."""
+        d = dataclasses.asdict(self)
+        d.pop("data_root")
+        d["profile"] = self.profile.settings()
+        return d
 
     def hash(self) -> str:
-        """Short hash of the configuration (the data root is where, not what: left out)."""
-        d = self.to_dict()
-        d.pop("data_root")
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+        """Short hash of :meth:`identity`; a finished cell whose stored hash differs was made with
+        other settings and is never silently reused."""
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,

@@ -9,11 +9,34 @@ from pathlib import Path
 from benchmark.experiment import store
 from benchmark.experiment.cell import resolve_config
 from benchmark.experiment.parallel import Execution, SlurmOptions
-from benchmark.experiment.profiles import PROFILES, get_profile
+from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, load_profile_file,
+                                           parse_settings, with_overrides)
 from data import DATASETS
 from data.base import DataError
 from data.prepare import SOURCES, resolve_source
 from models.catalog import METHODS
+
+
+def _count(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    """argparse type: a seed, a whole number of at least 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"seeds are 0 or more, got {value}")
+    return value
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -23,20 +46,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--all", action="store_true", help="every dataset and method (the default when none is named)")
     p.add_argument("--dataset", action="append", choices=list(DATASETS), help="repeatable; omitted: all")
     p.add_argument("--method", action="append", choices=list(METHODS), help="repeatable; omitted: all")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    p.add_argument("--profile", default="quick", choices=sorted(PROFILES), help="settings (default: quick)")
+    p.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    p.add_argument("--profile", default="quick", choices=list(PROFILES), help="settings (default: quick)")
+    p.add_argument("--profile-file", default=None,
+                   help="a TOML file with a whole custom profile (or base = \"quick\" and the settings to change)")
+    p.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="change profile settings, e.g. --set epochs=50 lr=3e-4 image_size=96 backbone=resnet34; "
+                        "part of the cells' identity (folder, hash, the report's groups)")
     p.add_argument("--data", default="auto", choices=SOURCES,
                    help="auto: real data where prepared or pointed at, else the synthetic stand-in")
     p.add_argument("--data-root", default=None, help="folder holding the raw or prepared real datasets")
     p.add_argument("--skip-bad", action="store_true",
                    help="real data: skip unreadable or inconsistent samples with a warning and a count")
     p.add_argument("--results", default="results", help="results folder (default: results/)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=_count, default=None,
                    help="cells run in parallel (joblib processes); default: one per CPU core on cpu, 1 on a GPU")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0")
     p.add_argument("--devices", default=None,
                    help="comma-separated devices, e.g. cuda:0,cuda:1: each running cell holds one of them")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads per cell (default: cores / jobs)")
+    p.add_argument("--threads", type=_count, default=None,
+                   help="torch CPU threads per cell (the profile's, 1, by default); the same as --set threads=N")
     p.add_argument("--backend", default="loky", choices=("loky", "dask"),
                    help="loky: processes on this machine; dask: a Dask cluster through joblib")
     p.add_argument("--scheduler", default=None, help="dask: address of a running scheduler, e.g. tcp://host:8786")
@@ -46,15 +75,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slurm-account", default=None, help="Slurm account")
     p.add_argument("--slurm-walltime", default="24:00:00", help="time limit per Slurm job")
     p.add_argument("--slurm-memory", default="32GB", help="memory per Slurm job")
-    p.add_argument("--slurm-cores", type=int, default=8, help="CPU cores per Slurm job")
+    p.add_argument("--slurm-cores", type=_count, default=8, help="CPU cores per Slurm job")
     p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (--gres=gpu:N)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms (bit-identical reruns on GPU too, slower)")
     p.add_argument("--force", action="store_true", help="recompute finished cells")
-    p.add_argument("--dry-run", action="store_true", help="list the cells and exit")
+    p.add_argument("--dry-run", action="store_true", help="list the cells and the resolved settings, and exit")
     p.add_argument("--no-report", action="store_true", help="skip rendering the report after the run")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if len(set(args.seeds)) < len(args.seeds):
+        unique = list(dict.fromkeys(args.seeds))
+        print(f"note: --seeds {' '.join(map(str, args.seeds))} repeats a seed; running {' '.join(map(str, unique))}")
+        args.seeds = unique
+    if args.profile_file and "--profile" in (argv if argv is not None else sys.argv):
+        p.error("give --profile or --profile-file, not both")
+    return args
+
+
+def resolve_profile(args: argparse.Namespace) -> Profile:
+    """The profile a run uses: --profile or --profile-file, then --threads and --set applied."""
+    profile = load_profile_file(args.profile_file) if args.profile_file else get_profile(args.profile)
+    settings = parse_settings(args.settings)
+    if args.threads is not None:
+        settings.setdefault("threads", str(args.threads))
+    return with_overrides(profile, settings)
 
 
 def execution_from_args(args: argparse.Namespace) -> Execution:
@@ -64,7 +109,7 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
     jobs = args.jobs or ((os.cpu_count() or 1) if on_cpu else len(devices))
     slurm = SlurmOptions(args.slurm_queue, args.slurm_walltime, args.slurm_memory, args.slurm_cores,
                          args.slurm_gpus, args.slurm_account)
-    return Execution(args.backend, jobs, devices, args.threads, args.scheduler, args.cluster, slurm)
+    return Execution(args.backend, jobs, devices, args.scheduler, args.cluster, slurm)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,29 +117,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.deterministic:
         from benchmark.experiment.runner import enable_determinism
         enable_determinism()
-    profile = get_profile(args.profile)
     datasets = args.dataset or list(DATASETS)
     methods = args.method or list(METHODS)
     try:
+        profile = resolve_profile(args)
         sources = {d: resolve_source(d, args.data, args.data_root) for d in datasets}
-    except DataError as exc:
+    except (DataError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configs = [resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad, args.deterministic)
                for d in datasets for m in methods for s in args.seeds]
-    print(f"profile {profile.name} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
+    print(f"profile {profile.label} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
         print(f"  {d}: {sources[d].upper()} data" + (" (synthetic stand-in, not the real dataset)"
                                                        if sources[d] == "synthetic" else ""))
     if args.dry_run:
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in profile.settings().items()))
         for c in configs:
             done = store.is_finished(c.directory(args.results))
-            print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} "
-                  f"{'finished' if done else 'pending'}")
+            print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} {c.image_size} px, "
+                  f"batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
-    from benchmark.experiment.runner import run_grid  # torch: only when something trains
-    outcomes = run_grid(configs, args.results, execution_from_args(args), args.force, not args.no_progress)
+    from benchmark.experiment.runner import SettingsConflict, run_grid  # torch: only when something trains
+    try:
+        outcomes = run_grid(configs, args.results, execution_from_args(args), args.force, not args.no_progress)
+    except (store.StoreError, SettingsConflict) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     failed = [o for o in outcomes if o.status == "failed"]
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished; results in "
           f"{Path(args.results) / 'metrics.csv'}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import socket
 import time
 from dataclasses import dataclass, field
@@ -33,13 +32,9 @@ class Execution:
     backend: str = "loky"                  # loky (joblib processes, one machine) | dask
     jobs: int = 1                          # cells at once
     devices: tuple[str, ...] = ("cpu",)    # each running cell leases one of these
-    threads: int | None = None             # torch threads per cell; default: cores // jobs
     scheduler: str | None = None           # dask: address of a running scheduler
     cluster: str = "local"                 # dask without scheduler: local | slurm
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
-
-    def threads_per_cell(self) -> int:
-        return self.threads or max(1, (os.cpu_count() or 1) // max(self.jobs, 1))
 
 
 @contextlib.contextmanager
@@ -89,15 +84,15 @@ def _dask_client(ex: Execution):
 
 
 def execute(fn: Callable, items: list, ex: Execution, serial_kwargs: dict | None = None) -> Iterator:
-    """Yield ``fn(item, device=..., threads=...)`` results as they finish."""
+    """Yield ``fn(item)`` results as they finish (``serial_kwargs`` only when run in this process).
+    Each cell sets its own thread count (its profile's): nothing here depends on the core count."""
     if ex.jobs <= 1 and ex.backend == "loky":
         for item in items:
-            yield fn(item, threads=ex.threads, **(serial_kwargs or {}))
+            yield fn(item, **(serial_kwargs or {}))
         return
     from joblib import Parallel, delayed, parallel_config
 
-    threads = ex.threads_per_cell()
-    calls = (delayed(fn)(item, threads=threads) for item in items)
+    calls = (delayed(fn)(item) for item in items)
     if ex.backend == "dask":
         client, cluster = _dask_client(ex)
         try:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.experiment import store
+from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.parallel import Execution, execute, lease_device
 from benchmark.training.evaluation import evaluate
-from benchmark.training.loop import train_network
+from benchmark.training.loop import check_metrics, train_network
 from data.spec import METRICS
 from models.base import count_parameters
 from models.registry import build_model
@@ -29,7 +29,7 @@ from models.registry import build_model
 @dataclass(frozen=True)
 class Outcome:
     config: CellConfig
-    status: str          # finished | skipped | failed
+    status: str          # finished | skipped | failed | claimed (another runner holds it)
     message: str = ""
     seconds: float = 0.0
 
@@ -60,7 +60,7 @@ def _rows(cfg: CellConfig, task, task_index: int, results: dict, split: str, met
     return [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
              "task_index": task_index, "metric": m, "value": results[m], "higher_is_better": METRICS[m].higher_is_better,
              "primary": m == task.metric, "split": split, "data_source": cfg.data_source,
-             "profile": cfg.profile.name} for m in metrics]
+             "profile": cfg.profile.label} for m in metrics]
 
 
 def enable_determinism() -> None:
@@ -85,6 +85,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
     for k, (tasks, net) in enumerate(networks):
         res = train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
         test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device)
+        check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} seed {cfg.seed}, test split")
         network = "joint" if len(networks) == 1 else tasks[0].name
         selected[network] = res.best_epoch
         for task in tasks:
@@ -93,7 +94,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
             metric_rows += _rows(cfg, task, index, res.val[task.name], "val", (task.metric,))
         for row in res.epochs:
             epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
-                               "data_source": cfg.data_source, "profile": cfg.profile.name,
+                               "data_source": cfg.data_source, "profile": cfg.profile.label,
                                "network": network, **row})
     meta = {"config": cfg.to_dict(), "config_hash": cfg.hash(), "wall_seconds": time.perf_counter() - start,
             "parameters": count_parameters(model), "selected_epoch": selected, "device": str(device),
@@ -103,42 +104,110 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
     return metric_rows, epoch_rows, meta
 
 
-def run_and_store(cfg: CellConfig, results: str, devices: tuple[str, ...] = ("cpu",), threads: int | None = None,
+def run_and_store(cfg: CellConfig, results: str, devices: tuple[str, ...] = ("cpu",),
                   progress: bool = False) -> Outcome:
-    """Run one cell on a leased device and store it; any exception is recorded in the cell's
-    error.txt, never raised (one failing cell must not stop the grid)."""
-    if threads:
-        torch.set_num_threads(threads)
+    """Claim, run and store one cell on a leased device with the cell's own thread count. Nothing
+    is raised (one failing cell must not stop the grid): a cell another runner holds is
+    ``claimed``; a failing one records its traceback in error.txt; one that trained but could not
+    be stored says so, naming the path and the cause."""
+    torch.set_num_threads(cfg.profile.threads)
     directory = cfg.directory(results)
     start = time.perf_counter()
     try:
-        with lease_device(tuple(devices), Path(results) / ".locks") as device:
-            metrics, epochs, meta = run_cell(cfg, device, progress)
+        claim = claims.try_claim(directory)
+    except OSError as exc:
+        return Outcome(cfg, "failed", f"cannot claim the cell: {store.describe(directory, exc)}")
+    if claim is None:
+        owner = claims.read_owner(directory) or {}
+        return Outcome(cfg, "claimed", f"held by {owner.get('host', '?')} pid {owner.get('pid', '?')}")
+    try:
+        if store.is_finished(directory):  # another runner finished it between our plan and our claim
+            return Outcome(cfg, "skipped", "finished by another runner")
+        try:
+            with lease_device(tuple(devices), Path(results) / ".locks") as device:
+                metrics, epochs, meta = run_cell(cfg, device, progress)
+        except Exception as exc:
+            message = f"{type(exc).__name__}: {exc}"
+            try:
+                store.write_failure(directory, traceback.format_exc())
+            except OSError as err:
+                message += f" (not recorded: {store.describe(directory, err)})"
+            return Outcome(cfg, "failed", message, time.perf_counter() - start)
+        try:
             store.write_cell(directory, metrics, epochs, meta)
-    except Exception as exc:
-        store.write_failure(directory, traceback.format_exc())
-        return Outcome(cfg, "failed", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+        except OSError as exc:
+            return Outcome(cfg, "failed", f"trained but could not be stored: {store.describe(directory, exc)}",
+                           time.perf_counter() - start)
+    finally:
+        claim.release()
     primary = [r for r in metrics if r["primary"] and r["split"] == "test"]
     summary = ", ".join(f"{r['task']} {r['metric']} {r['value']:.2f}" for r in primary)
     return Outcome(cfg, "finished", f"on {device}: {summary}", time.perf_counter() - start)
+
+
+class SettingsConflict(ValueError):
+    """Finished cells in the results folder were made with other settings (their config hash differs)."""
+
+
+def plan(configs: list[CellConfig], results: str, force: bool = False) -> tuple[list[CellConfig], list[Outcome]]:
+    """The cells to run and the outcomes of those already finished. A finished cell made with other
+    settings (a profile changed in code) is never silently reused: :class:`SettingsConflict`."""
+    pending, done, conflicts = [], [], []
+    for cfg in configs:
+        d = cfg.directory(results)
+        if force and claims.read_owner(d) is None:
+            store.clear_cell(d)
+        if not store.is_finished(d):
+            pending.append(cfg)
+            continue
+        stored = store.stored_hash(d)
+        if stored is not None and stored != cfg.hash():
+            conflicts.append(f"{d} (stored {stored}, now {cfg.hash()})")
+        done.append(Outcome(cfg, "skipped", "already finished"))
+    if conflicts:
+        raise SettingsConflict(f"{len(conflicts)} finished cell(s) were made with other settings than "
+                               f"these: {conflicts[0]}{' ...' if len(conflicts) > 1 else ''}; pass --force "
+                               f"to recompute them, or use another --results folder")
+    return pending, done
+
+
+def _wait_for_others(claimed: list[CellConfig], results: str, execution: Execution, log,
+                     poll: float = 2.0) -> list[Outcome]:
+    """Wait for cells other runners hold: each ends finished by them, or, when its claim goes
+    stale (the other runner died), computed here."""
+    outcomes, waiting = [], list(claimed)
+    if waiting:
+        log(f"waiting for {len(waiting)} cell(s) held by other runners")
+    while waiting:
+        still = []
+        for cfg in waiting:
+            d = cfg.directory(results)
+            if store.is_finished(d):
+                outcomes.append(Outcome(cfg, "skipped", "finished by another runner"))
+            elif claims.read_owner(d) is None or claims.is_stale(d):
+                outcome = run_and_store(cfg, results, execution.devices)
+                if outcome.status == "claimed":  # a third runner was quicker
+                    still.append(cfg)
+                else:
+                    outcomes.append(outcome)
+            else:
+                still.append(cfg)
+        waiting = still
+        if waiting:
+            time.sleep(poll)
+    return outcomes
 
 
 def run_grid(configs: list[CellConfig], results: str, execution: Execution = Execution(), force: bool = False,
              progress: bool = True, log=print) -> list[Outcome]:
     """Run every pending cell (all of them with ``force``) and rebuild the aggregate CSVs.
 
-    If a worker process dies (killed, out of memory), the cells it had not finished are reported
-    as failed; finished cells are on disk and a re-run computes only what is missing.
+    The results folder is checked first (:class:`store.StoreError`). If a worker process dies
+    (killed, out of memory), the cells it had not finished are reported as failed; finished cells
+    are on disk and a re-run computes only what is missing. Cells other runners hold are waited for.
     """
-    pending, outcomes = [], []
-    for cfg in configs:
-        d = cfg.directory(results)
-        if force:
-            store.clear_cell(d)
-        if store.is_finished(d):
-            outcomes.append(Outcome(cfg, "skipped", "already finished"))
-        else:
-            pending.append(cfg)
+    store.check_writable(results)
+    pending, outcomes = plan(configs, results, force)
     if outcomes:
         log(f"{len(outcomes)} cell(s) already finished (use --force to recompute)")
     execution = replace(execution, jobs=max(1, min(execution.jobs, len(pending))))
@@ -147,11 +216,14 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pending), desc="cells", unit="cell")
     run = partial(run_and_store, results=results, devices=execution.devices)
-    seen = set()
+    seen, claimed = set(), []
     try:
         for outcome in execute(run, pending, execution, {"progress": bar is not None}):
-            outcomes.append(outcome)
             seen.add(outcome.config)
+            if outcome.status == "claimed":
+                claimed.append(outcome.config)
+            else:
+                outcomes.append(outcome)
             _report(outcome, bar, log)
     except Exception as exc:  # a worker died: keep what finished, name what did not
         for cfg in pending:
@@ -164,7 +236,14 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
     finally:
         if bar is not None:
             bar.close()
+    for outcome in _wait_for_others(claimed, results, execution, log):
+        outcomes.append(outcome)
+        _report(outcome, None, log)
+    try:
         store.rebuild(results)
+    except OSError as exc:
+        raise store.StoreError(f"the finished cells are stored in {Path(results) / 'runs'}, but the aggregate "
+                               f"CSVs could not be rebuilt: {store.describe(results, exc)}") from None
     return outcomes
 
 

@@ -2,39 +2,55 @@
 
 A cell is finished exactly when its ``metrics.csv`` exists; it is written last, by rename, so a
 process killed at any moment leaves either a finished cell or none (docs/results-schema.md).
+A store that cannot be written (not a folder, read-only, full) gives one :class:`StoreError`
+naming the path and the cause, checked before any training starts.
 """
 from __future__ import annotations
 
 import csv
 import io
 import json
-import os
-import uuid
+import shutil
 from pathlib import Path
 
 import pandas as pd
 
+from benchmark.atomic import describe
+from benchmark.atomic import write_text as atomic_write
+
 METRIC_COLUMNS = ["dataset", "method", "seed", "task", "task_index", "metric", "value", "higher_is_better",
                   "primary", "split", "data_source", "profile"]
 EPOCH_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "network", "epoch", "task",
-                 "train_loss", "dwa_weight", "val_loss", "val_metric", "val_value", "selected", "seconds"]
+                 "train_loss", "dwa_weight", "val_loss", "val_metric", "val_value", "selection_rule",
+                 "selection_score", "selected", "seconds"]
 FAILURE_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "error"]
+MIN_FREE_MB = 64  # below this a results folder is refused before training: a cell's files need less
+
+
+class StoreError(OSError):
+    """The results folder cannot hold results: the message names the path and the cause."""
+
+
+def check_writable(results: Path | str) -> None:
+    """Raise :class:`StoreError` unless ``results`` is (or can become) a writable folder with room."""
+    results = Path(results)
+    if results.exists() and not results.is_dir():
+        raise StoreError(f"--results {results}: is a file, not a folder")
+    try:
+        results.mkdir(parents=True, exist_ok=True)
+        atomic_write(results / ".write-test", "ok\n")
+        (results / ".write-test").unlink()
+    except OSError as exc:
+        raise StoreError(f"--results {results}: cannot write there ({describe(results, exc)})") from None
+    free_mb = shutil.disk_usage(results).free / 2 ** 20
+    if free_mb < MIN_FREE_MB:
+        raise StoreError(f"--results {results}: only {free_mb:.0f} MB free on its device "
+                         f"(at least {MIN_FREE_MB} MB needed)")
 
 
 def cell_dir(results: Path | str, profile: str, data_source: str, dataset: str, method: str, seed: int) -> Path:
     """A cell's folder from its parts (``CellConfig.directory`` gives the same for a config)."""
     return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / f"seed{seed}"
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a unique temporary file, fsync and rename (atomic on POSIX)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -47,6 +63,14 @@ def _csv_text(rows: list[dict], columns: list[str]) -> str:
 
 def is_finished(directory: Path) -> bool:
     return (directory / "metrics.csv").is_file()
+
+
+def stored_hash(directory: Path) -> str | None:
+    """The config hash a finished cell was made with (None if unreadable)."""
+    try:
+        return json.loads((directory / "cell.json").read_text()).get("config_hash")
+    except (OSError, ValueError):
+        return None
 
 
 def write_cell(directory: Path, metrics: list[dict], epochs: list[dict], meta: dict) -> None:

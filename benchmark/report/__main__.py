@@ -9,7 +9,7 @@ import sys
 from typing import Sequence
 
 from benchmark.report.inputs import ReportInputError
-from benchmark.report.write import write_report
+from benchmark.report.write import ReportWriteError, write_report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         paths = write_report(args.metrics, args.out, args.compare_paper, profile=args.profile,
                              data_source=args.data_source, epochs_csv=args.epochs,
                              failures_csv=args.failures, plots=not args.no_plots)
-    except ReportInputError as exc:
+    except (ReportInputError, ReportWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"wrote {len(paths)} file(s) to {args.out}")

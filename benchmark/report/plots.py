@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchmark.atomic import replacing
 from benchmark.report.render import method_label
 from benchmark.report.stats import AVERAGE, BASELINE, CANONICAL_METHODS, n_tasks, task_cols
 
@@ -31,7 +32,8 @@ def _save(fig, stem: Path) -> list[Path]:
     paths = []
     for ext, meta in (("png", {"Software": None}), ("pdf", {"CreationDate": None, "Producer": None})):
         path = stem.with_suffix(f".{ext}")
-        fig.savefig(path, dpi=DPI, metadata=meta)
+        with replacing(path) as tmp:  # a kill while drawing never leaves a truncated figure
+            fig.savefig(tmp, format=ext, dpi=DPI, metadata=meta)
         paths.append(path)
         # the layout solved for the PNG holds for the PDF: solving it again doubles the time
         fig.set_layout_engine("none")

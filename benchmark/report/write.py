@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from benchmark import atomic
 from benchmark.report import plots as P
 from benchmark.report.inputs import GROUP_KEYS, load_metrics, read_optional
 from benchmark.report.paper import compare_with_paper, load_paper_table
@@ -34,8 +35,13 @@ def _in_group(df: pd.DataFrame | None, group: tuple[str, str]) -> pd.DataFrame |
     return df[(df["profile"] == group[0]) & (df["data_source"] == group[1])].reset_index(drop=True)
 
 
-def _write(path: Path, text: str, written: list[Path]) -> None:
-    path.write_text(text, encoding="utf-8")
+class ReportWriteError(OSError):
+    """A report file could not be written: the message names the file and the cause."""
+
+
+def _write(path: Path, content: str | pd.DataFrame, written: list[Path]) -> None:
+    """Write text, or a table as CSV, atomically (a kill never leaves a truncated file)."""
+    atomic.write_text(path, content if isinstance(content, str) else content.to_csv(index=False))
     written.append(path)
 
 
@@ -60,7 +66,17 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
     """
     metrics_csv = Path(metrics_csv)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic.remove_stale_temporaries(out)
+        return _write_groups(metrics_csv, out, compare_paper, profile, data_source, epochs_csv, failures_csv,
+                             plots)
+    except OSError as exc:
+        raise ReportWriteError(f"report not written: {atomic.describe(out, exc)}") from None
+
+
+def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: str | None, data_source: str | None,
+                  epochs_csv, failures_csv, plots: bool) -> list[Path]:
     side_notes: list[str] = []
     df = _select(load_metrics(metrics_csv), profile, data_source)
     epochs = _select(read_optional(Path(epochs_csv) if epochs_csv else metrics_csv.with_name("epochs.csv"),
@@ -77,8 +93,8 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         _write(out / "table2.md", f"# Table 2\n\nNo finished cells in {metrics_csv}"
                + (f" for profile={profile} data_source={data_source}" if profile or data_source else "")
                + ".\n" + "".join(f"\n- {n}" for n in side_notes), written)
-        report.table.iloc[0:0].to_csv(out / "table2.csv", index=False)
-        return written + [out / "table2.csv"]
+        _write(out / "table2.csv", report.table.iloc[0:0], written)
+        return written
     paper = load_paper_table() if compare_paper else None
     for group in groups:
         sfx = "" if len(groups) == 1 else f"_{group[0]}-{group[1]}"
@@ -90,14 +106,11 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         md_notes = notes + side_notes
         if ep is None or ep.empty:
             md_notes.append("no epochs.csv for this group: training curves and DWA weights not drawn")
-        table.round(6).to_csv(out / f"table2{sfx}.csv", index=False)
-        written.append(out / f"table2{sfx}.csv")
+        _write(out / f"table2{sfx}.csv", table.round(6), written)
         per_seed = _in_group(report.per_seed, group)
-        per_seed.round(6).to_csv(out / f"per_seed{sfx}.csv", index=False)
-        written.append(out / f"per_seed{sfx}.csv")
+        _write(out / f"per_seed{sfx}.csv", per_seed.round(6), written)
         if fails is not None and len(fails):
-            fails.to_csv(out / f"failures{sfx}.csv", index=False)
-            written.append(out / f"failures{sfx}.csv")
+            _write(out / f"failures{sfx}.csv", fails, written)
         title = f"Table 2: profile {group[0]}, data source {group[1]}"
         if table.empty:
             _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)
@@ -114,8 +127,7 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
             if group[1] != "real":
                 cmp_notes.append(f"data source is {group[1]!r}: the published numbers come from the "
                                  "real datasets, so only the direction of effects can be compared")
-            cmp.round(6).to_csv(out / f"compare_paper{sfx}.csv", index=False)
-            written.append(out / f"compare_paper{sfx}.csv")
+            _write(out / f"compare_paper{sfx}.csv", cmp.round(6), written)
             _write(out / f"compare_paper{sfx}.md", render_compare_markdown(cmp, cmp_notes), written)
             if plots:
                 written += P.plot_compare(cmp, out, sfx)

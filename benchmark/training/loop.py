@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
 from benchmark.training.weighting.dwa import DWA
 from data.base import Split, TaskData
-from data.spec import TaskSpec
+from data.spec import METRICS, TaskSpec
 
 if TYPE_CHECKING:  # the loop reads a profile's fields; profiles belong to the experiment layer above it
     from benchmark.experiment.profiles import Profile
@@ -22,6 +22,70 @@ if TYPE_CHECKING:  # the loop reads a profile's fields; profiles belong to the e
 
 class NonFiniteLoss(RuntimeError):
     """A task loss became NaN or infinite: training stops with the task and epoch named."""
+
+
+class Diverged(RuntimeError):
+    """A run whose losses exploded or whose metrics left their possible range: stopped, task and
+    epoch named, so that absurd numbers are never stored as a finished cell."""
+
+
+DIVERGENCE_FACTOR = 100.0  # a task loss this many times its first epoch's: the run diverged
+LOSS_CEILING = 1e4         # every task loss is O(1) by construction (scaled dose, CE, combo); far above: broken
+
+
+def check_metrics(results: dict[str, dict[str, float]], tasks: tuple[TaskSpec, ...], where: str) -> None:
+    """Raise :class:`Diverged` when a metric is outside its possible range (``data.spec.METRICS``)."""
+    for t in tasks:
+        for name, value in results[t.name].items():
+            if name in METRICS and not METRICS[name].possible(value):
+                m = METRICS[name]
+                raise Diverged(f"{where}: {t.name} {name} is {value:.4g} {m.unit}, outside its possible range "
+                               f"{m.low:g}..{m.high:g}; the run is broken (diverged?), not stored")
+
+
+def _check_losses(where: str, epoch: int, tasks, kind: str, now: np.ndarray, first: np.ndarray,
+                  profile, batch_size: int) -> None:
+    """Stop a run whose ``kind`` (training or validation) losses are NaN, far above their first
+    epoch's, or absurd in themselves."""
+    hint = f"(lr {profile.lr}, batch {batch_size}); check the data for NaN or lower the learning rate"
+    for t, value, ref in zip(tasks, now, first):
+        if not np.isfinite(value):
+            raise NonFiniteLoss(f"{where}: {kind} loss of task {t.name!r} is {value} in epoch {epoch} {hint}")
+        if value > LOSS_CEILING:
+            why = f"{value:.4g}, far beyond the O(1) of a task loss"
+        elif value > DIVERGENCE_FACTOR * ref:
+            why = f"{value:.4g}, {value / ref:.0f} times its {ref:.4g} in epoch 0"
+        else:
+            continue
+        raise Diverged(f"{where}: {kind} loss of task {t.name!r} in epoch {epoch} is {why}: the run diverged {hint}")
+
+
+SELECTION_RULE = "mean_relative_val_loss"  # recorded in epochs.csv beside each epoch's score
+
+
+def selection_score(val_losses: np.ndarray, first_val_losses: np.ndarray) -> float:
+    """Model-selection criterion of one epoch (lower is better): the mean over tasks of each task's
+    validation loss divided by its validation loss after the first epoch.
+
+    Every task counts equally whatever the scale of its loss (a dose L1 on a 1/70 Gy scale is
+    ~0.03 beside a combo loss of ~0.2: in a raw sum it would not count), and the same rule serves
+    STL (one task: the lowest validation loss) and every MTL method. docs/reproduction.md.
+    """
+    first = np.maximum(np.asarray(first_val_losses, dtype=np.float64), np.finfo(np.float64).tiny)
+    return float(np.mean(np.asarray(val_losses, dtype=np.float64) / first))
+
+
+@dataclass
+class EpochEnd:
+    """What a per-epoch hook of :func:`train_network` sees, after validation and model selection."""
+
+    epoch: int
+    net: nn.Module
+    tasks: tuple[TaskSpec, ...]
+    weights: np.ndarray              # the loss weights used in this epoch
+    train_losses: np.ndarray         # each task's mean training loss (unweighted)
+    val: dict[str, dict[str, float]]
+    score: float                     # the selection score of this epoch
 
 
 @dataclass
@@ -101,11 +165,11 @@ def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_bat
 
 def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, profile: Profile,
                   batch_size: int, seed: int, device: torch.device | str = "cpu",
-                  progress: bool = False) -> TrainResult:
+                  progress: bool = False, on_epoch: Callable[[EpochEnd], None] | None = None) -> TrainResult:
     """Train ``net`` on ``tasks`` for ``profile.epochs`` epochs and restore its best validation state.
 
-    Model selection: the epoch with the lowest sum of unweighted validation task losses (the paper
-    selects on the validation split without saying how; see docs/reproduction.md).
+    Model selection: the epoch with the lowest :func:`selection_score` (the paper selects on the
+    validation split without saying how; see docs/reproduction.md).
     """
     device = torch.device(device)
     net.to(device)
@@ -115,6 +179,8 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     rng = np.random.default_rng(seed)
     train, val = data.splits["train"], data.splits["val"]
     best = (np.inf, -1, None, None)
+    first_train: np.ndarray | None = None
+    first_val: np.ndarray | None = None
     rows: list[dict] = []
     epochs = range(profile.epochs)
     if progress:
@@ -125,23 +191,27 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         weights = dwa.weights()
         mean_losses, _ = train_epoch(net, tasks, train, losses, opt, weights, batch_size, rng, device,
                                      profile.amp)
-        for t, value in zip(tasks, mean_losses):
-            if not np.isfinite(value):
-                raise NonFiniteLoss(f"{data.spec.name}: training loss of task {t.name!r} is {value} in epoch "
-                                    f"{epoch} (lr {profile.lr}, batch {batch_size}); check the data for NaN "
-                                    f"or lower the learning rate")
+        first_train = mean_losses if first_train is None else first_train
+        _check_losses(data.spec.name, epoch, tasks, "training", mean_losses, first_train, profile, batch_size)
         dwa.record(mean_losses)
         recalibrate_batchnorm(net, train, batch_size, profile.bn_recalibration_batches, device)
         val_res = evaluate(net, tasks, val, batch_size, device, losses)
-        score = sum(val_res[t.name]["loss"] for t in tasks)
+        val_losses = np.array([val_res[t.name]["loss"] for t in tasks])
+        first_val = val_losses if first_val is None else first_val
+        _check_losses(data.spec.name, epoch, tasks, "validation", val_losses, first_val, profile, batch_size)
+        check_metrics(val_res, tasks, f"{data.spec.name}, validation after epoch {epoch}")
+        score = selection_score(val_losses, first_val)
         if score < best[0]:
             state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             best = (score, epoch, state, val_res)
         seconds = time.perf_counter() - start
+        if on_epoch is not None:
+            on_epoch(EpochEnd(epoch, net, tasks, weights, mean_losses, val_res, score))
         for k, t in enumerate(tasks):
             rows.append({"epoch": epoch, "task": t.name, "train_loss": float(mean_losses[k]),
                          "dwa_weight": float(weights[k]), "val_loss": val_res[t.name]["loss"],
                          "val_metric": t.metric, "val_value": val_res[t.name][t.metric],
+                         "selection_rule": SELECTION_RULE, "selection_score": score,
                          "selected": False, "seconds": seconds})
     _, best_epoch, state, best_val = best
     if state is None:

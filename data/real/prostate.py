@@ -114,6 +114,11 @@ def read_nifti(path: Path, ref=None) -> tuple[np.ndarray, object]:
         data = data[..., 0]
     if data.ndim != 3:
         raise DataError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad = ~np.isfinite(data)
+        kind = "NaN" if np.isnan(data).any() else "infinite"
+        raise DataError(f"{path}: {int(bad.sum())} voxel(s) are {kind} (first at voxel "
+                        f"{tuple(int(i) for i in np.argwhere(bad)[0])})")
     if ref is not None:
         if data.shape != ref.shape[:3]:
             raise DataError(f"{path}: volume of shape {data.shape} but the CT is {ref.shape[:3]}")
@@ -131,8 +136,8 @@ def read_patient(pdir: Path, mapping: dict[str, str]) -> dict:
     ct, ct_img = read_nifti(pdir / "ct.nii.gz")
     dose, _ = read_nifti(pdir / "dose.nii.gz", ct_img)
     dose = dose.astype(np.float32)
-    if not np.isfinite(dose).all() or dose.min() < -1e-3 or dose.max() > MAX_DOSE_GY:
-        raise DataError(f"{pdir / 'dose.nii.gz'}: dose range {np.nanmin(dose):.4g}..{np.nanmax(dose):.4g} is not "
+    if dose.min() < -1e-3 or dose.max() > MAX_DOSE_GY:
+        raise DataError(f"{pdir / 'dose.nii.gz'}: dose range {dose.min():.4g}..{dose.max():.4g} is not "
                         f"0..{MAX_DOSE_GY:.0f} Gy (exported in cGy, or corrupt?)")
     masks: dict[str, np.ndarray] = {}
     for f in _nii_files(pdir / "structures"):

@@ -83,7 +83,7 @@ def read_volume(path: Path, size: int) -> np.ndarray:
     z = [int(round(f * (vol.shape[0] - 1))) for f in SLICE_FRACTIONS]
     slices = np.asarray(vol[z], np.float32)
     if not np.isfinite(slices).all():
-        raise DataError(f"{path}: non-finite voxel values")
+        raise DataError(f"{path}: {int((~np.isfinite(slices)).sum())} voxel(s) of the chosen slices are NaN or infinite")
     lo, hi = HU_WINDOW
     return resize((np.clip(slices, lo, hi) - lo) / (hi - lo) * 2 - 1, size)
 
