@@ -30,13 +30,13 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import benchmark.training.loop as training
-from benchmark.experiment.profiles import PROFILES, Profile, get_profile
+from benchmark.experiment.profiles import PROFILES, Profile, get_profile, with_overrides
 from benchmark.training.batches import batches
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
 from benchmark.training.weighting.dwa import DWA
 from data import DATASETS, get_dataset
-from data.base import Split
+from data.base import Split, TaskData
 from models.registry import MODELS, build_model
 GPU_MEMORY_MB = 40 * 1024  # the paper's single 40 GB GPU
 LIBMTL = "LibMTL on this machine: MTAN step 2.4-3.2x HPS, 3.0-3.6x the FLOPs"
@@ -66,10 +66,12 @@ def _step_fn(net: nn.Module, tasks, profile: Profile) -> tuple[Callable[[Batch],
     """The bare training step (forward, unweighted loss sum, backward, the suite's optimiser) and its optimiser."""
     losses = {t.name: make_loss(t) for t in tasks}
     opt = training.make_optimizer(net, profile)
+    device_type = next(net.parameters()).device.type
 
     def step(b: Batch) -> None:
-        out = net(b["image"])
-        loss = sum(losses[t.name](out[t.name], b[t.name]) for t in tasks)
+        with torch.autocast(device_type, dtype=torch.bfloat16, enabled=profile.amp):
+            out = net(b["image"])
+            loss = sum(losses[t.name](out[t.name].float(), b[t.name]) for t in tasks)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -88,7 +90,8 @@ def suite_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int, 
     def run() -> tuple[float, float]:
         _sync(device)
         start = time.perf_counter()
-        mean_losses, waiting = training.train_epoch(net, tasks, split, losses, opt, dwa.weights(), bs, rng, device)
+        mean_losses, waiting = training.train_epoch(net, tasks, split, losses, opt, dwa.weights(), bs, rng, device,
+                                                    profile.amp, profile.channels_last)
         dwa.record(mean_losses)
         return time.perf_counter() - start, waiting
     return run
@@ -97,7 +100,7 @@ def suite_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int, 
 def bare_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int,
                device: torch.device) -> Callable[[], float]:
     """A function running the bare step over the same number of pre-made in-memory batches (seconds)."""
-    pre = list(batches(split, bs, device=device, drop_last=True))
+    pre = list(batches(split, bs, device=device, drop_last=True, channels_last=profile.channels_last))
     step, _ = _step_fn(net, tasks, profile)
 
     def run() -> float:
@@ -183,45 +186,87 @@ def model_peak_mb(model: nn.Module, batch: Batch, profile: Profile, device: torc
     return max(peaks) / 2 ** 20, how
 
 
-def measure_method(method: str, dataset: str, profile: Profile, steps: int, warmup: int, repeats: int,
-                   device: torch.device) -> dict:
+TOKENS = ("fp32", "bf16", "channels_last", "compile")
+
+
+def variant_settings(variant: str) -> tuple[dict[str, str], bool]:
+    """A variant name (tokens of ``TOKENS`` joined by '+', e.g. ``bf16+channels_last``) as profile
+    settings and whether to ``torch.compile`` the networks."""
+    tokens = variant.split("+")
+    if bad := [t for t in tokens if t not in TOKENS]:
+        raise ValueError(f"unknown variant part(s) {bad} in {variant!r}; parts: {', '.join(TOKENS)}")
+    settings = {"amp": str("bf16" in tokens), "channels_last": str("channels_last" in tokens)}
+    return settings, "compile" in tokens
+
+
+def measure_method(method: str, data: TaskData, profile: Profile, steps: int, warmup: int, repeats: int,
+                   device: torch.device, variant: str = "fp32") -> dict:
     """One row of speed.csv (``peak_gflops`` is filled in by ``main``: the best matmul rate seen)."""
     matmul_now = matmul_peak_gflops(device)  # the same right before: a low value flags a busy machine
-    spec = get_dataset(dataset).spec
-    size, bs = profile.image_size or spec.native_size, profile.batch_size or spec.paper_batch_size
-    data = get_dataset(dataset).synthetic(profile.data_seed, steps * bs, 2 * bs, bs, size)
+    settings, compile_ = variant_settings(variant)
+    profile = with_overrides(profile, settings)
+    spec, train = data.spec, data.splits["train"]
+    size, bs = train.image.shape[-1], profile.batch_size or spec.paper_batch_size
     torch.manual_seed(0)
     model = build_model(method, spec.tasks, profile.backbone, profile.pretrained, spec.in_channels).to(device)
-    nets, train = model.networks(), data.splits["train"]
+    nets = model.networks()
     batch = next(batches(train, bs, device=device))
-    layout = batch_layout(next(batches(train, bs, shuffle=True, rng=np.random.default_rng(0), device=device)))
+    flops = sum(step_flops(net, tasks, batch) for tasks, net in nets)  # float32 FLOPs: the same for every variant
+    peak_mb, how = model_peak_mb(model, batch, profile, device) if not compile_ else (float("nan"), "not measured")
+    layout = batch_layout(next(batches(train, bs, shuffle=True, rng=np.random.default_rng(0), device=device,
+                                       channels_last=profile.channels_last)))
+    if profile.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if compile_:
+        for _, net in nets:
+            net.compile()
     loops = [(suite_epoch(net, tasks, train, profile, bs, k, device), bare_epoch(net, tasks, train, profile, bs, device))
              for k, (tasks, net) in enumerate(nets)]
-    for _ in range(warmup):  # allocator, MONAI import, Adam moments
+    start = time.perf_counter()
+    for _ in range(warmup):  # allocator, MONAI import, Adam moments, compilation
         for suite_run, bare_run in loops:
             suite_run(), bare_run()
+    warmup_s = time.perf_counter() - start
     suite, bare = [], []
     for _ in range(repeats):  # alternate suite and bare so that load changes hit both alike
         s = [suite_run() for suite_run, _ in loops]
         suite.append((sum(x[0] for x in s) / steps, sum(x[1] for x in s) / steps))
         bare.append(sum(bare_run() for _, bare_run in loops) / steps)
     (suite_s, wait_s), bare_s = min(suite), min(bare)  # other processes only add time: best of repeats
-    flops = sum(step_flops(net, tasks, batch) for tasks, net in nets)
     start = time.perf_counter()
     for tasks, net in nets:
-        evaluate(net, tasks, data.splits["val"], bs, device)
+        evaluate(net, tasks, data.splits["val"], bs, device, channels_last=profile.channels_last)
     eval_s = (time.perf_counter() - start) / len(data.splits["val"])
-    peak_mb, how = model_peak_mb(model, batch, profile, device)
-    return {"method": method, "dataset": dataset, "profile": profile.name, "backbone": profile.backbone,
+    return {"method": method, "variant": variant, "dataset": spec.name, "data_source": data.source,
+            "profile": profile.name, "backbone": profile.backbone,
             "image_size": size, "batch_size": bs, "networks": len(nets), "threads": torch.get_num_threads(),
             "suite_step_ms": 1e3 * suite_s, "bare_step_ms": 1e3 * bare_s,
             "suite_images_per_s": bs / suite_s, "bare_images_per_s": bs / bare_s,
             "overhead_ratio": suite_s / bare_s, "gflop_per_step": flops / 1e9,
             "achieved_gflops": flops / suite_s / 1e9, "matmul_gflops_now": matmul_now,
-            "data_wait_share": wait_s / suite_s,
+            "data_wait_share": wait_s / suite_s, "warmup_s": warmup_s,
             "eval_ms_per_sample": 1e3 * eval_s, "peak_memory_mb": peak_mb, "memory_method": how,
             "suite_layout": layout,
             "load_1min": os.getloadavg()[0]}
+
+
+def speed_data(dataset: str, profile: Profile, steps: int, data_source: str = "synthetic",
+               data_root: str | None = None) -> TaskData:
+    """Training batches for ``steps`` steps and two validation batches: the synthetic stand-in, or
+    the first samples of the real dataset's splits (prepared at the profile's image size)."""
+    entry = get_dataset(dataset)
+    size = profile.image_size or entry.spec.native_size
+    bs = profile.batch_size or entry.spec.paper_batch_size
+    if data_source == "synthetic":
+        return entry.synthetic(profile.data_seed, steps * bs, 2 * bs, bs, size)
+    from data.prepare import load
+    real = load(dataset, data_root, size)
+    n = {"train": steps * bs, "val": 2 * bs, "test": bs}
+    splits = {k: Split(v.image[:n[k]], {t: y[:n[k]] for t, y in v.targets.items()}, v.case_id[:n[k]],
+                       {e: x[:n[k]] for e, x in v.extras.items()}) for k, v in real.splits.items()}
+    if len(splits["train"]) < steps * bs:
+        raise ValueError(f"real {dataset} has {len(splits['train'])} training samples, {steps * bs} needed")
+    return TaskData(real.spec, splits, "real", real.description)
 
 
 def paper_memory(methods, device: torch.device) -> pd.DataFrame:
@@ -271,16 +316,25 @@ def targets(df: pd.DataFrame, r: dict[str, float]) -> list[str]:
     return lines
 
 
-def markdown(df: pd.DataFrame, header: str, r: dict[str, float], paper: pd.DataFrame | None) -> str:
-    lines = [header, "", "| method | suite img/s | bare img/s | suite/bare time | GFLOP/step | achieved GFLOP/s "
-             "| % of matmul peak | data wait % | eval ms/sample | peak MB | suite batch layout |", "|---" * 11 + "|"]
-    for row in df.itertuples():
-        lines.append(f"| {row.method} | {row.suite_images_per_s:.0f} | {row.bare_images_per_s:.0f} | "
-                     f"{row.overhead_ratio:.2f} | {row.gflop_per_step:.1f} | {row.achieved_gflops:.1f} | "
-                     f"{100 * row.peak_share:.0f} | {100 * row.data_wait_share:.1f} | "
-                     f"{row.eval_ms_per_sample:.2f} | {row.peak_memory_mb:.0f} | {row.suite_layout} |")
-    lines += ["", "Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()) + f" ({LIBMTL}).", ""]
-    lines += [f"- {t}" for t in targets(df, r)]
+def markdown(df: pd.DataFrame, header: str, paper: pd.DataFrame | None) -> str:
+    lines = [header]
+    for variant, g in df.groupby("variant", sort=False):
+        r = ratios(g)
+        lines += ["", f"### {variant}", "", "| method | suite img/s | bare img/s | suite/bare time | GFLOP/step | "
+                  "achieved GFLOP/s | % of matmul peak | data wait % | eval ms/sample | peak MB | suite batch layout |",
+                  "|---" * 11 + "|"]
+        for row in g.itertuples():
+            lines.append(f"| {row.method} | {row.suite_images_per_s:.0f} | {row.bare_images_per_s:.0f} | "
+                         f"{row.overhead_ratio:.2f} | {row.gflop_per_step:.1f} | {row.achieved_gflops:.1f} | "
+                         f"{100 * row.peak_share:.0f} | {100 * row.data_wait_share:.1f} | "
+                         f"{row.eval_ms_per_sample:.2f} | {row.peak_memory_mb:.0f} | {row.suite_layout} |")
+        lines += ["", "Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()) + f" ({LIBMTL}).", ""]
+        lines += [f"- {t}" for t in targets(g, r)]
+    if df["variant"].nunique() > 1 and "fp32" in set(df["variant"]):
+        base = df[df["variant"] == "fp32"].set_index("method")["suite_step_ms"]
+        rel = df.assign(ratio=df["suite_step_ms"] / df["method"].map(base))
+        table = rel.pivot_table(index="method", columns="variant", values="ratio", sort=False)
+        lines += ["", "Suite step time relative to fp32 (below 1: faster):", "", table.round(2).to_markdown()]
     if paper is not None:
         lines += ["", "Paper profile (ResNet-50, paper batch, native size), peak MB, measured at batch 1 and 2 "
                   "and extrapolated:", "", "| dataset | image | batch | " + " | ".join(paper.method.unique()) + " |",
@@ -295,7 +349,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--profile", default="quick", choices=list(PROFILES))
     ap.add_argument("--out", required=True, help="folder for speed.csv and speed.md")
     ap.add_argument("--methods", nargs="+", default=list(MODELS), help="methods (space or comma separated)")
+    ap.add_argument("--variants", nargs="+", default=["fp32"],
+                    help=f"numerics and layout, parts joined by '+' from {', '.join(TOKENS)} "
+                         "(e.g. fp32 bf16 channels_last bf16+channels_last compile)")
     ap.add_argument("--dataset", default="prostate", choices=list(DATASETS))
+    ap.add_argument("--image-size", type=int, default=None, help="image side (default: the profile's)")
+    ap.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
+    ap.add_argument("--data-root", default=None, help="real data: the dataset folder (prepared on first use)")
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed epoch")
     ap.add_argument("--warmup", type=int, default=1, help="untimed epochs (of --steps steps) of each loop first")
     ap.add_argument("--repeats", type=int, default=3, help="alternating suite/bare measurements (best kept)")
@@ -306,33 +366,41 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     methods = [m for item in args.methods for m in item.split(",") if m]
     if bad := sorted(set(methods) - set(MODELS)):
         ap.error(f"unknown method(s) {bad}; choose from {list(MODELS)}")
+    for variant in args.variants:
+        try:
+            variant_settings(variant)
+        except ValueError as exc:
+            ap.error(str(exc))
     torch.set_num_threads(args.threads)
     device, profile = torch.device(args.device), get_profile(args.profile)
+    if args.image_size:
+        profile = with_overrides(profile, {"image_size": str(args.image_size)})
+    data = speed_data(args.dataset, profile, args.steps, args.data, args.data_root)
     load_before = os.getloadavg()
     peak = matmul_peak_gflops(device)
     rows = []
-    for method in methods:
-        rows.append(measure_method(method, args.dataset, profile, args.steps, args.warmup, args.repeats, device))
-        print(f"{method}: {rows[-1]['suite_images_per_s']:.0f} img/s suite, {rows[-1]['bare_images_per_s']:.0f} bare",
-              flush=True)
+    for variant in args.variants:
+        for method in methods:
+            rows.append(measure_method(method, data, profile, args.steps, args.warmup, args.repeats, device, variant))
+            print(f"{variant} {method}: {rows[-1]['suite_images_per_s']:.0f} img/s suite, "
+                  f"{rows[-1]['bare_images_per_s']:.0f} bare", flush=True)
     df = pd.DataFrame(rows)
     peak = max(peak, matmul_peak_gflops(device), df.matmul_gflops_now.max())
     df["peak_gflops"], df["peak_share"] = peak, df.achieved_gflops / peak
     paper = paper_memory(methods, device) if args.paper_memory else None
     load_after = os.getloadavg()
-    r = ratios(df)
-    header = (f"`python -m benchmark.speed --profile {profile.name} --dataset {args.dataset}` on {device} "
-              f"({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch threads, "
-              f"torch {torch.__version__}); {profile.backbone}, {df.image_size[0]} px, batch {df.batch_size[0]}, "
-              f"best of {args.repeats} alternating epochs of {args.steps} steps; dense matmul peak {peak:.0f} GFLOP/s (best seen); load average "
-              f"(1/5/15 min) {'/'.join(f'{x:.2f}' for x in load_before)} before, "
-              f"{'/'.join(f'{x:.2f}' for x in load_after)} after")
+    header = (f"`python -m benchmark.speed --profile {profile.label} --dataset {args.dataset} --data {args.data}` on "
+              f"{device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch "
+              f"threads, torch {torch.__version__}); {profile.backbone}, {df.image_size[0]} px, batch "
+              f"{df.batch_size[0]}, best of {args.repeats} alternating epochs of {args.steps} steps; dense matmul "
+              f"peak {peak:.0f} GFLOP/s (best seen); load average (1/5/15 min) "
+              f"{'/'.join(f'{x:.2f}' for x in load_before)} before, {'/'.join(f'{x:.2f}' for x in load_after)} after")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "speed.csv", index=False)
     if paper is not None:
         paper.to_csv(out / "paper_memory.csv", index=False)
-    text = markdown(df, header, r, paper)
+    text = markdown(df, header, paper)
     (out / "speed.md").write_text(text)
     print(text)
     return df

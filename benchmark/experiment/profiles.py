@@ -36,7 +36,8 @@ class Profile:
     weight_decay: float = 1e-5
     dwa_temperature: float = 2.0
     data_seed: int = 0              # the synthetic dataset is fixed across training seeds, like real data
-    amp: bool = False               # bfloat16 autocast in training, on CUDA devices only
+    amp: bool = False               # bfloat16 autocast of the training forward and loss (CPU and CUDA)
+    channels_last: bool = False     # NHWC memory format for the network and its input images
     bn_recalibration_batches: int = 0  # precise BN before each validation (training.recalibrate_batchnorm)
     # torch CPU threads of a cell: the thread count changes the order of float reductions, so it is
     # part of what a cell is (docs/scaling.md, determinism), never derived from --jobs or the machine.

@@ -84,7 +84,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
     networks = model.networks()
     for k, (tasks, net) in enumerate(networks):
         res = train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
-        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device)
+        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device, channels_last=cfg.profile.channels_last)
         check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} seed {cfg.seed}, test split")
         network = "joint" if len(networks) == 1 else tasks[0].name
         selected[network] = res.best_epoch

@@ -50,7 +50,7 @@ def run_variant(dataset: str, method: str, seed: int, profile: Profile, variant:
             for name, value in (on_epoch(end, data) if on_epoch else {}).items():
                 rows.append({**base, "task": name, "metric": f"epoch{end.epoch}", "value": value})
         train_network(net, tasks, data, profile, cfg.batch_size, seed * 1000 + k, on_epoch=hook)
-        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size)
+        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, channels_last=profile.channels_last)
         for t in tasks:
             rows += [{**base, "task": t.name, "metric": m, "value": test[t.name][m]} for m in t.metrics]
     rows.append({**base, "task": "", "metric": "seconds", "value": time.perf_counter() - start})

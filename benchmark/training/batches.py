@@ -20,8 +20,10 @@ def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 def batches(split: Split, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
-            device: torch.device | str = "cpu", drop_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
-    """Yield ``{"image", <task>..., <extra>..., "index"}`` tensor batches sliced from the arrays."""
+            device: torch.device | str = "cpu", drop_last: bool = False,
+            channels_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
+    """Yield ``{"image", <task>..., <extra>..., "index"}`` tensor batches sliced from the arrays
+    (images in NHWC memory format with ``channels_last``, for a network converted to it)."""
     device = torch.device(device)
     n = len(split)
     order = rng.permutation(n) if shuffle else np.arange(n)
@@ -30,7 +32,8 @@ def batches(split: Split, batch_size: int, shuffle: bool = False, rng: np.random
         idx = order[start:start + batch_size]
         if not shuffle:  # contiguous slices are views: no copy for memory-mapped arrays
             idx = slice(start, min(start + batch_size, n))
-        batch = {"image": _as_tensor(split.image[idx], device)}
+        image = _as_tensor(split.image[idx], device)
+        batch = {"image": image.contiguous(memory_format=torch.channels_last) if channels_last else image}
         for name, y in split.targets.items():
             batch[name] = _as_tensor(y[idx], device)
         for name, x in split.extras.items():

@@ -64,14 +64,16 @@ class _Accumulator:
 
 
 def evaluate(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, batch_size: int,
-             device: torch.device | str = "cpu", losses: dict | None = None) -> dict[str, dict[str, float]]:
-    """``{task: {"loss": ..., metric: ...}}`` of ``net`` on ``split`` (eval mode, no gradients)."""
+             device: torch.device | str = "cpu", losses: dict | None = None,
+             channels_last: bool = False) -> dict[str, dict[str, float]]:
+    """``{task: {"loss": ..., metric: ...}}`` of ``net`` on ``split`` (eval mode, no gradients,
+    float32 even when training used bf16 autocast)."""
     losses = losses or {t.name: make_loss(t) for t in tasks}
     was_training = net.training
     net.eval()
     acc = {t.name: _Accumulator(t) for t in tasks}
     with torch.inference_mode():
-        for batch in batches(split, batch_size, device=device):
+        for batch in batches(split, batch_size, device=device, channels_last=channels_last):
             out = net(batch["image"])
             for t in tasks:
                 acc[t.name].update(out[t.name], batch, losses[t.name](out[t.name], batch[t.name]))

@@ -103,20 +103,22 @@ def make_optimizer(net: nn.Module, profile: Profile) -> torch.optim.Optimizer:
 
 def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losses: dict, opt: torch.optim.Optimizer,
                 weights: np.ndarray, batch_size: int, rng: np.random.Generator,
-                device: torch.device | str = "cpu", amp: bool = False) -> tuple[np.ndarray, float]:
+                device: torch.device | str = "cpu", amp: bool = False,
+                channels_last: bool = False) -> tuple[np.ndarray, float]:
     """One epoch of the weighted multi-task loss Σ_k λ_k L_k (DWA weights ``weights``).
 
     Returns each task's mean training loss (unweighted) and the seconds spent waiting for batches.
     Losses are summed on the device and read once per epoch: no per-step synchronisation. ``amp``
-    runs forward and loss under bfloat16 autocast on a GPU (no loss scaling needed for bf16).
+    runs forward and loss under bfloat16 autocast (CPUs with AVX-512 BF16, GPUs; weights, optimiser
+    and losses stay float32, no loss scaling is needed for bf16); ``channels_last`` feeds NHWC images.
     """
     device = torch.device(device)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
     w = torch.as_tensor(weights, dtype=torch.float32, device=device)
     sums = torch.zeros(len(tasks), device=device)
     steps, waiting = 0, 0.0
     net.train()
-    it = batches(split, batch_size, shuffle=True, rng=rng, device=device, drop_last=True)
+    it = batches(split, batch_size, shuffle=True, rng=rng, device=device, drop_last=True, channels_last=channels_last)
     while True:
         t0 = time.perf_counter()
         batch = next(it, None)
@@ -135,7 +137,7 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
 
 
 def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_batches: int,
-                          device: torch.device | str = "cpu") -> None:
+                          device: torch.device | str = "cpu", channels_last: bool = False) -> None:
     """Re-estimate every BatchNorm's running statistics for the current weights ("precise BN"):
     a cumulative average over the first ``max_batches`` training batches, no gradients.
 
@@ -154,7 +156,7 @@ def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_bat
     was_training = net.training
     net.train()
     with torch.no_grad():
-        for k, batch in enumerate(batches(split, batch_size, device=device)):
+        for k, batch in enumerate(batches(split, batch_size, device=device, channels_last=channels_last)):
             if k >= max_batches:
                 break
             net(batch["image"])
@@ -172,7 +174,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     validation split without saying how; see docs/reproduction.md).
     """
     device = torch.device(device)
-    net.to(device)
+    net.to(device, memory_format=torch.channels_last) if profile.channels_last else net.to(device)
     losses = {t.name: make_loss(t) for t in tasks}
     opt = make_optimizer(net, profile)
     dwa = DWA(len(tasks), profile.dwa_temperature)
@@ -190,12 +192,12 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         start = time.perf_counter()
         weights = dwa.weights()
         mean_losses, _ = train_epoch(net, tasks, train, losses, opt, weights, batch_size, rng, device,
-                                     profile.amp)
+                                     profile.amp, profile.channels_last)
         first_train = mean_losses if first_train is None else first_train
         _check_losses(data.spec.name, epoch, tasks, "training", mean_losses, first_train, profile, batch_size)
         dwa.record(mean_losses)
-        recalibrate_batchnorm(net, train, batch_size, profile.bn_recalibration_batches, device)
-        val_res = evaluate(net, tasks, val, batch_size, device, losses)
+        recalibrate_batchnorm(net, train, batch_size, profile.bn_recalibration_batches, device, profile.channels_last)
+        val_res = evaluate(net, tasks, val, batch_size, device, losses, profile.channels_last)
         val_losses = np.array([val_res[t.name]["loss"] for t in tasks])
         first_val = val_losses if first_val is None else first_val
         _check_losses(data.spec.name, epoch, tasks, "validation", val_losses, first_val, profile, batch_size)
