@@ -200,7 +200,7 @@ def variant_settings(variant: str) -> tuple[dict[str, str], bool]:
 
 
 def measure_method(method: str, data: TaskData, profile: Profile, steps: int, warmup: int, repeats: int,
-                   device: torch.device, variant: str = "fp32") -> dict:
+                   device: torch.device, variant: str = "fp32", memory: bool = True) -> dict:
     """One row of speed.csv (``peak_gflops`` is filled in by ``main``: the best matmul rate seen)."""
     matmul_now = matmul_peak_gflops(device)  # the same right before: a low value flags a busy machine
     settings, compile_ = variant_settings(variant)
@@ -212,7 +212,8 @@ def measure_method(method: str, data: TaskData, profile: Profile, steps: int, wa
     nets = model.networks()
     batch = next(batches(train, bs, device=device))
     flops = sum(step_flops(net, tasks, batch) for tasks, net in nets)  # float32 FLOPs: the same for every variant
-    peak_mb, how = model_peak_mb(model, batch, profile, device) if not compile_ else (float("nan"), "not measured")
+    peak_mb, how = (model_peak_mb(model, batch, profile, device) if memory and not compile_
+                    else (float("nan"), "not measured"))
     layout = batch_layout(next(batches(train, bs, shuffle=True, rng=np.random.default_rng(0), device=device,
                                        channels_last=profile.channels_last)))
     if profile.channels_last:
@@ -362,6 +363,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--paper-memory", action="store_true", help="also the paper profile's peak per method and dataset")
+    ap.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (slow at large sizes)")
     args = ap.parse_args(argv)
     methods = [m for item in args.methods for m in item.split(",") if m]
     if bad := sorted(set(methods) - set(MODELS)):
@@ -381,7 +383,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows = []
     for variant in args.variants:
         for method in methods:
-            rows.append(measure_method(method, data, profile, args.steps, args.warmup, args.repeats, device, variant))
+            rows.append(measure_method(method, data, profile, args.steps, args.warmup, args.repeats, device, variant,
+                                       not args.no_memory))
             print(f"{variant} {method}: {rows[-1]['suite_images_per_s']:.0f} img/s suite, "
                   f"{rows[-1]['bare_images_per_s']:.0f} bare", flush=True)
     df = pd.DataFrame(rows)
