@@ -61,19 +61,66 @@ class Split:
 
 
 @dataclass
+class Volumes:
+    """Whole test patients of a 3D dataset cut into axial slices, for scores defined on volumes
+    (OpenKBP's dose and DVH scores): every slice the possible-dose mask or a structure touches, the
+    network's input at the training size and the reference at the dataset's native size.
+
+    Rows are slices, a patient's slices contiguous and in axial order (``z``). ``structures`` holds
+    one bit per structure of the dose task's ``dvh`` list.
+    """
+
+    image: np.ndarray                       # [N, C, S, S] float32, the network's input
+    dose: np.ndarray                        # [N, H, W] float32, reference dose in Gy (native size)
+    dose_mask: np.ndarray                   # [N, H, W] bool, the possible-dose mask
+    structures: np.ndarray                  # [N, H, W] int32 bit masks
+    voxel_mm: np.ndarray                    # [N, 3] float32, the patient's voxel size
+    z: np.ndarray                           # [N] int64, the slice's index in the patient's volume
+    case_id: np.ndarray                     # [N] patient of each slice
+
+    def __len__(self) -> int:
+        return len(self.image)
+
+    def patients(self) -> list[tuple[object, slice]]:
+        """(patient, rows) in order; a patient's rows are contiguous."""
+        ids = self.case_id
+        starts = [0] + [i for i in range(1, len(ids)) if ids[i] != ids[i - 1]] + [len(ids)]
+        return [(ids[a], slice(a, b)) for a, b in zip(starts, starts[1:])]
+
+    def validate(self, spec: DatasetSpec, where: str) -> None:
+        n = len(self.image)
+        if self.image.ndim != 4 or self.image.shape[1] != spec.in_channels:
+            raise DataError(f"{where}: images must be [N, {spec.in_channels}, H, W], got {self.image.shape}")
+        native = self.dose.shape[1:]
+        for name in ("dose", "dose_mask", "structures"):
+            if getattr(self, name).shape != (n, *native):
+                raise DataError(f"{where}: {name} must be {(n, *native)}, got {getattr(self, name).shape}")
+        if self.voxel_mm.shape != (n, 3) or len(self.z) != n or len(self.case_id) != n:
+            raise DataError(f"{where}: voxel_mm, z and case_id must have one row per slice")
+        if not np.isfinite(self.dose).all():
+            raise DataError(f"{where}: the reference dose contains NaN or infinite values")
+        if len({c for c, _ in self.patients()}) != len(self.patients()):
+            raise DataError(f"{where}: a patient's slices are not contiguous")
+
+
+@dataclass
 class TaskData:
-    """A dataset ready for training: its spec, its three splits and where it came from."""
+    """A dataset ready for training: its spec, its three splits, where it came from and, for
+    volume scores, its whole test patients."""
 
     spec: DatasetSpec
     splits: dict[str, Split]
     source: str                     # "synthetic" | "real"
     description: str = ""
+    volumes: Volumes | None = None
 
     def validate(self) -> "TaskData":
         for name in SPLITS:
             if name not in self.splits or len(self.splits[name]) == 0:
                 raise DataError(f"{self.spec.name} ({self.source}): split {name!r} is missing or empty")
             self.splits[name].validate(self.spec, f"{self.spec.name} ({self.source}) {name}")
+        if self.volumes is not None:
+            self.volumes.validate(self.spec, f"{self.spec.name} ({self.source}) test volumes")
         return self
 
     def counts(self) -> dict[str, int]:

@@ -1,7 +1,7 @@
 """OpenKBP (Babier et al. 2021): head-and-neck OAR segmentation + dose prediction.
 
 Tasks (Table 2): segmentation of brainstem, spinal cord, left and right parotid (dice, %) and dose
-(MAE, Gy; OpenKBP's dose score inside the possible-dose mask is reported beside it).
+(MAE, Gy; on the real data OpenKBP's own dose and DVH scores over whole test patients beside it).
 The synthetic stand-in draws axial head-and-neck CT slices at random heights: the brainstem above,
 the cord inside a vertebra below, parotids in between; a faintly visible target gets the
 prescription and the dose is capped inside cord/brainstem and reduced in the parotids.
@@ -17,13 +17,19 @@ from data.synthetic import ellipse, ellipse_dist, make_splits, smooth_noise
 ORGANS = ("brainstem", "spinal_cord", "left_parotid", "right_parotid")
 RAW_STRUCTURES = ("Brainstem", "SpinalCord", "LeftParotid", "RightParotid")  # file names in OpenKBP
 PRESCRIPTION_GY = 70.0
+# The structures of OpenKBP's DVH score (open-kbp provided_code/data_loader.py), in bit order of the
+# test volumes' structure masks: OARs are scored by D_0.1cc and mean dose, targets by D99, D95, D1.
+DVH_STRUCTURES = (("Brainstem", "oar"), ("SpinalCord", "oar"), ("RightParotid", "oar"), ("LeftParotid", "oar"),
+                  ("Esophagus", "oar"), ("Larynx", "oar"), ("Mandible", "oar"),
+                  ("PTV56", "target"), ("PTV63", "target"), ("PTV70", "target"))
 
 SPEC = DatasetSpec(
     name="openkbp",
     label="OpenKBP",
     tasks=(
         TaskSpec("segmentation", "pixel", "segmentation", len(ORGANS) + 1, "dice", ("background",) + ORGANS),
-        TaskSpec("dose", "pixel", "regression", 1, "mae", scale=PRESCRIPTION_GY, mask="dose_mask"),
+        TaskSpec("dose", "pixel", "regression", 1, "mae", scale=PRESCRIPTION_GY, mask="dose_mask",
+                 dvh=DVH_STRUCTURES),
     ),
     in_channels=1,
     paper_batch_size=8,

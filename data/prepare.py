@@ -125,6 +125,8 @@ def prepare(name: str, source: str | os.PathLike, size: int, cache=None, skip_ba
                         "fingerprint": fp, "raw_files": len(files),
                         "counts": {s: len(writer.case_ids[s]) for s in SPLITS},
                         "cases": {s: len(set(writer.case_ids[s])) for s in SPLITS},
+                        "volumes": {"slices": len(writer.case_ids[C.VOLUMES]),
+                                    "patients": len(set(writer.case_ids[C.VOLUMES]))},
                         "skipped": bad.skipped, "info": info,
                         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                         "seconds": round(time.perf_counter() - start, 2)}
@@ -174,7 +176,8 @@ def load(name: str, data_root: str | None, size: int, skip_bad: bool = False, ca
             where = f"in {data_root} (nor in {Path(data_root) / name})" if data_root else "(no --data-root given)"
             raise DataError(f"no real {name} data {where} and none prepared in {C.cache_root(cache) / name}: "
                             f"download it (docs/datasets.md) and pass --data-root; {name} expects {mod.LAYOUT}")
-    return TaskData(get_dataset(name).spec, C.load_entry(entry), "real", mod.describe(manifest)).validate()
+    return TaskData(get_dataset(name).spec, C.load_entry(entry), "real", mod.describe(manifest),
+                    C.load_volumes(entry)).validate()
 
 
 # ---------------------------------------------------------------------------------------------

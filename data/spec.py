@@ -33,6 +33,7 @@ METRICS = {m.name: m for m in (
     MetricSpec("dice", "Dice", "%", True, 0.0, 100.0),
     MetricSpec("mae", "MAE", "Gy", False),
     MetricSpec("dose_score", "dose score", "Gy", False),
+    MetricSpec("dvh_score", "DVH score", "Gy", False),
     MetricSpec("accuracy", "accuracy", "%", True, 0.0, 100.0),
     MetricSpec("balanced_accuracy", "balanced accuracy", "%", True, 0.0, 100.0),
     MetricSpec("macro_f1", "macro F1", "%", True, 0.0, 100.0),
@@ -59,7 +60,9 @@ class TaskSpec:
     segmentation, 1 for dose, the class count for multi-class and 1 (a logit) for binary tasks.
     ``metric`` is the primary metric, the one Table 2 reports. ``mask`` names the per-sample extra
     (one of the dataset's ``extras``) that bounds the region of masked metrics such as OpenKBP's
-    dose score; without one they use the whole image.
+    dose score; without one they use the whole image. ``dvh`` names the structures of a dataset's
+    test volumes (``data.base.Volumes``), as (name, "oar" | "target") in the bit order of their
+    ``structures`` masks: a regression task with them is also scored by OpenKBP's DVH score.
     """
 
     name: str
@@ -72,6 +75,7 @@ class TaskSpec:
     # predictions are scaled back for metrics.
     scale: float = 1.0
     mask: str | None = None
+    dvh: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in ("pixel", "image"):
@@ -81,6 +85,8 @@ class TaskSpec:
         if self.metric not in METRICS_OF_TARGET[self.target]:
             raise ValueError(f"task {self.name!r}: metric {self.metric!r} is not one of "
                              f"{METRICS_OF_TARGET[self.target]} for a {self.target} task")
+        if self.dvh and (self.target != "regression" or any(kind not in ("oar", "target") for _, kind in self.dvh)):
+            raise ValueError(f"task {self.name!r}: DVH structures are (name, 'oar' | 'target') of a regression task")
 
     @property
     def loss(self) -> str:

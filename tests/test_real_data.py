@@ -101,6 +101,67 @@ def test_openkbp_sample_matches_raw_csvs(tmp_path):
         assert (label[~np.moveaxis(organs.any(axis=0)[:, :, z], 2, 0)] == 0).all()
 
 
+# The official open-kbp evaluator (provided_code/dose_evaluation_class.py at ce625e62f3b0, run by hand on
+# the sample's three test patients pt_257, pt_263, pt_295; docs/datasets.md) printed these scores (Gy)
+# for these perturbations of the reference dose, each written as the challenge's prediction CSVs.
+OFFICIAL_SCORES = {"plus1": (1.0, 0.9231236599741302),                 # +1 Gy inside the possible-dose mask
+                   "scale09": (2.7791964948580854, 4.594855270001881),  # 0.9 x the reference
+                   "shift2": (4.541768375967714, 11.820962149935193)}   # rolled 2 rows, then masked
+
+
+def _perturbed(volumes, kind):
+    def predict(rows):
+        ref, mask = np.asarray(volumes.dose[rows], np.float64), np.asarray(volumes.dose_mask[rows])
+        return {"plus1": (ref + 1.0) * mask, "scale09": 0.9 * ref,
+                "shift2": np.roll(ref, 2, axis=1) * mask}[kind]
+    return predict
+
+
+@pytest.mark.parametrize("kind", sorted(OFFICIAL_SCORES))
+def test_openkbp_dose_and_dvh_scores_equal_the_official_evaluators(kind):
+    from benchmark.training.volumes import challenge_scores
+    d = P.load("openkbp", require_openkbp_sample(), 32)
+    task = d.spec.task("dose")
+    assert [c for c, _ in d.volumes.patients()] == ["pt_257", "pt_263", "pt_295"]
+    assert d.volumes.image.shape[-1] == 32 and d.volumes.dose.shape[-1] == 128   # input at 32 px, reference native
+    scores = challenge_scores(d.volumes, task, _perturbed(d.volumes, kind))
+    dose, dvh = OFFICIAL_SCORES[kind]
+    assert scores["dose_score"] == pytest.approx(dose, abs=1e-5)
+    assert scores["dvh_score"] == pytest.approx(dvh, abs=1e-5)
+    exact = challenge_scores(d.volumes, task, lambda rows: np.asarray(d.volumes.dose[rows], np.float64))
+    assert exact == {"dose_score": 0.0, "dvh_score": 0.0}
+
+
+def test_openkbp_volumes_cover_every_dose_and_structure_voxel():
+    d = P.load("openkbp", require_openkbp_sample(), 32)
+    v, root = d.volumes, Path(require_openkbp_sample())
+    for case, rows in v.patients():
+        pdir = root / "test-pats" / case
+        pdm = pd.read_csv(pdir / "possible_dose_mask.csv", index_col=0)
+        assert int(np.asarray(v.dose_mask[rows]).sum()) == len(pdm)          # no slice of the mask is left out
+        dose = pd.read_csv(pdir / "dose.csv", index_col=0)["data"]
+        assert float(np.asarray(v.dose[rows], np.float64).sum()) == pytest.approx(dose.sum(), rel=1e-6)
+        for bit, (name, _) in enumerate(real_openkbp.DVH_STRUCTURES):
+            listed = len(pd.read_csv(pdir / f"{name}.csv", index_col=0)) if (pdir / f"{name}.csv").is_file() else 0
+            assert int(((np.asarray(v.structures[rows]) >> bit) & 1).sum()) == listed, (case, name)
+        assert (np.diff(v.z[rows]) > 0).all()
+
+
+def test_volume_predictions_are_resized_to_the_native_grid_and_masked():
+    import torch
+    from benchmark.training.volumes import challenge_scores, evaluate_volumes
+    d = P.load("openkbp", require_openkbp_sample(), 32)
+    task = d.spec.task("dose")
+
+    class Constant(torch.nn.Module):     # predicts 7 Gy everywhere, at the input's 32 px
+        def forward(self, x):
+            return {"dose": torch.full((len(x), 1, *x.shape[-2:]), 7.0 / task.scale)}
+    got = evaluate_volumes(Constant(), task, d.volumes, batch_size=16)
+    want = challenge_scores(d.volumes, task, lambda rows: np.full(d.volumes.dose[rows].shape, 7.0))
+    assert got["dose_score"] == pytest.approx(want["dose_score"], rel=1e-6)
+    assert got["dvh_score"] == pytest.approx(want["dvh_score"], rel=1e-6)
+
+
 def test_openkbp_sample_end_to_end(tmp_path):
     sample = require_openkbp_sample()
     import reproduce
@@ -111,8 +172,8 @@ def test_openkbp_sample_end_to_end(tmp_path):
     assert status == 0
     metrics = pd.read_csv(results / "metrics.csv")
     assert len(metrics) and set(metrics["data_source"]) == {"real"}
-    assert {"dice", "mae", "dose_score"} <= set(metrics["metric"])
-    assert np.isfinite(metrics[metrics.metric == "mae"]["value"]).all()
+    assert {"dice", "mae", "dose_score", "dvh_score"} <= set(metrics["metric"])
+    assert np.isfinite(metrics[metrics.metric.isin(["mae", "dose_score", "dvh_score"])]["value"]).all()
 
 
 # ------------------------------------------------------------------------------------------ HAM10000

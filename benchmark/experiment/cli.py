@@ -39,6 +39,17 @@ def _seed(text: str) -> int:
     return value
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a duration in seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"{value} is below 0")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="reproduce.py",
@@ -79,6 +90,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per Slurm job (--gres=gpu:N)")
     p.add_argument("--deterministic", action="store_true",
                    help="deterministic algorithms (bit-identical reruns on GPU too, slower)")
+    p.add_argument("--checkpoint-every", type=_seconds, default=120.0, metavar="SECONDS",
+                   help="save a network's training state at the end of an epoch when this long has passed since "
+                        "the last save (0: every epoch); a re-run resumes an interrupted cell from it (default 120)")
+    p.add_argument("--keep-last", action="store_true",
+                   help="keep each network's final training state (last.pt) beside its selected weights")
+    p.add_argument("--no-tensorboard", action="store_true",
+                   help="no TensorBoard curves (default: runs/.../seed<k>/tensorboard/, tensorboard --logdir results/runs)")
     p.add_argument("--force", action="store_true", help="recompute finished cells")
     p.add_argument("--dry-run", action="store_true", help="list the cells and the resolved settings, and exit")
     p.add_argument("--no-report", action="store_true", help="skip rendering the report after the run")
@@ -109,7 +127,8 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
     jobs = args.jobs or ((os.cpu_count() or 1) if on_cpu else len(devices))
     slurm = SlurmOptions(args.slurm_queue, args.slurm_walltime, args.slurm_memory, args.slurm_cores,
                          args.slurm_gpus, args.slurm_account)
-    return Execution(args.backend, jobs, devices, args.scheduler, args.cluster, slurm)
+    return Execution(args.backend, jobs, devices, args.scheduler, args.cluster, slurm, args.checkpoint_every,
+                     args.keep_last, not args.no_tensorboard)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -35,6 +35,11 @@ class Execution:
     scheduler: str | None = None           # dask: address of a running scheduler
     cluster: str = "local"                 # dask without scheduler: local | slurm
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    # How a cell runs, not what it is (never part of its identity): how often a network's training
+    # state is saved (seconds; 0 = every epoch), whether the last state outlives the cell, live curves.
+    checkpoint_every: float = 120.0
+    keep_last: bool = False
+    tensorboard: bool = True
 
 
 @contextlib.contextmanager

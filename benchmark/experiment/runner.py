@@ -20,7 +20,10 @@ from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.parallel import Execution, execute, lease_device
 from benchmark.training.evaluation import evaluate
-from benchmark.training.loop import check_metrics, train_network
+from benchmark.experiment.live import EpochLog
+from benchmark.training.checkpoint import Checkpoints
+from benchmark.training.loop import TrainResult, check_metrics, train_network
+from benchmark.training.volumes import evaluate_volumes
 from data.spec import METRICS
 from models.base import count_parameters
 from models.registry import build_model
@@ -56,11 +59,17 @@ def _code_version() -> str:
         return "unknown"
 
 
-def _rows(cfg: CellConfig, task, task_index: int, results: dict, split: str, metrics) -> list[dict]:
-    return [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
-             "task_index": task_index, "metric": m, "value": results[m], "higher_is_better": METRICS[m].higher_is_better,
-             "primary": m == task.metric, "split": split, "data_source": cfg.data_source,
-             "profile": cfg.profile.label} for m in metrics]
+def metric_rows(cfg: CellConfig, spec, tasks, results: dict, split: str, all_metrics: bool) -> list[dict]:
+    """Rows of metrics.csv for ``tasks``' results on ``split``: every metric computed, or only each
+    task's primary one (the validation split's selected epoch)."""
+    rows = []
+    for task in tasks:
+        names = [m for m in results[task.name] if m != "loss"] if all_metrics else [task.metric]
+        rows += [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
+                  "task_index": spec.tasks.index(task) + 1, "metric": m, "value": results[task.name][m],
+                  "higher_is_better": METRICS[m].higher_is_better, "primary": m == task.metric, "split": split,
+                  "data_source": cfg.data_source, "profile": cfg.profile.label} for m in names]
+    return rows
 
 
 def enable_determinism() -> None:
@@ -70,8 +79,12 @@ def enable_determinism() -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tuple[list[dict], list[dict], dict]:
-    """Train and evaluate one cell; returns (metric rows, epoch rows, metadata)."""
+def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, directory: Path | None = None,
+             execution: Execution | None = None) -> tuple[list[dict], list[dict], dict]:
+    """Train and evaluate one cell; returns (metric rows, epoch rows, metadata). With the cell's
+    ``directory`` it checkpoints each network (resuming a saved state, skipping a finished network)
+    and, if the execution asks, writes TensorBoard curves there."""
+    execution = execution or Execution()
     start = time.perf_counter()
     if cfg.deterministic:
         enable_determinism()
@@ -80,31 +93,53 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False) -> tu
     np.random.seed(cfg.seed)
     spec = data.spec
     model = build_model(cfg.method, spec.tasks, cfg.profile.backbone, cfg.profile.pretrained, spec.in_channels)
-    metric_rows, epoch_rows, selected = [], [], {}
+    rows, epoch_rows, selected = [], [], {}
     networks = model.networks()
     for k, (tasks, net) in enumerate(networks):
-        res = train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
-        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device, channels_last=cfg.profile.channels_last)
-        check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} seed {cfg.seed}, test split")
         network = "joint" if len(networks) == 1 else tasks[0].name
+        res = _train(net, tasks, data, cfg, k, device, progress, directory, network, execution)
+        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device, channels_last=cfg.profile.channels_last)
+        for task in tasks:  # OpenKBP's own scores on whole test patients replace the slice-level dose score
+            if task.dvh and data.volumes is not None:
+                test[task.name].update(evaluate_volumes(net, task, data.volumes, cfg.batch_size, device,
+                                                        cfg.profile.channels_last))
+        check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} seed {cfg.seed}, test split")
         selected[network] = res.best_epoch
-        for task in tasks:
-            index = spec.tasks.index(task) + 1
-            metric_rows += _rows(cfg, task, index, test[task.name], "test", task.metrics)
-            metric_rows += _rows(cfg, task, index, res.val[task.name], "val", (task.metric,))
+        rows += metric_rows(cfg, spec, tasks, test, "test", all_metrics=True)
+        rows += metric_rows(cfg, spec, tasks, res.val, "val", all_metrics=False)
         for row in res.epochs:
             epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
                                "data_source": cfg.data_source, "profile": cfg.profile.label,
                                "network": network, **row})
     meta = {"config": cfg.to_dict(), "config_hash": cfg.hash(), "wall_seconds": time.perf_counter() - start,
             "parameters": count_parameters(model), "selected_epoch": selected, "device": str(device),
-            "data": {"source": data.source, "description": data.description, "counts": data.counts()},
+            "data": {"source": data.source, "description": data.description, "counts": data.counts(),
+                     "volume_patients": len(data.volumes.patients()) if data.volumes is not None else 0},
             "versions": _versions(), "deterministic": torch.are_deterministic_algorithms_enabled(),
             "host": platform.node(), "threads": torch.get_num_threads()}
-    return metric_rows, epoch_rows, meta
+    return rows, epoch_rows, meta
 
 
-def run_and_store(cfg: CellConfig, results: str, devices: tuple[str, ...] = ("cpu",),
+def _train(net, tasks, data, cfg: CellConfig, k: int, device, progress: bool, directory: Path | None,
+           network: str, execution: Execution) -> TrainResult:
+    """Train one network of a cell, or take its finished result from the cell's checkpoints."""
+    if directory is None:
+        return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
+    ckpt = Checkpoints(directory / "checkpoints" / network, execution.checkpoint_every, execution.keep_last)
+    done = ckpt.result()
+    if done is not None:  # finished before the cell was interrupted
+        net.load_state_dict(ckpt.selected()["model"])
+        return TrainResult(**done)
+    log = EpochLog(directory / "tensorboard" / network) if execution.tensorboard else None
+    try:
+        return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
+                             on_epoch=log, checkpoints=ckpt)
+    finally:
+        if log is not None:
+            log.close()
+
+
+def run_and_store(cfg: CellConfig, results: str, execution: Execution = Execution(),
                   progress: bool = False) -> Outcome:
     """Claim, run and store one cell on a leased device with the cell's own thread count. Nothing
     is raised (one failing cell must not stop the grid): a cell another runner holds is
@@ -124,8 +159,8 @@ def run_and_store(cfg: CellConfig, results: str, devices: tuple[str, ...] = ("cp
         if store.is_finished(directory):  # another runner finished it between our plan and our claim
             return Outcome(cfg, "skipped", "finished by another runner")
         try:
-            with lease_device(tuple(devices), Path(results) / ".locks") as device:
-                metrics, epochs, meta = run_cell(cfg, device, progress)
+            with lease_device(tuple(execution.devices), Path(results) / ".locks") as device:
+                metrics, epochs, meta = run_cell(cfg, device, progress, directory, execution)
         except Exception as exc:
             message = f"{type(exc).__name__}: {exc}"
             try:
@@ -185,7 +220,7 @@ def _wait_for_others(claimed: list[CellConfig], results: str, execution: Executi
             if store.is_finished(d):
                 outcomes.append(Outcome(cfg, "skipped", "finished by another runner"))
             elif claims.read_owner(d) is None or claims.is_stale(d):
-                outcome = run_and_store(cfg, results, execution.devices)
+                outcome = run_and_store(cfg, results, execution)
                 if outcome.status == "claimed":  # a third runner was quicker
                     still.append(cfg)
                 else:
@@ -215,7 +250,7 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pending), desc="cells", unit="cell")
-    run = partial(run_and_store, results=results, devices=execution.devices)
+    run = partial(run_and_store, results=results, execution=execution)
     seen, claimed = set(), []
     try:
         for outcome in execute(run, pending, execution, {"progress": bar is not None}):

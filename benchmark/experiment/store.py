@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -38,8 +40,9 @@ def check_writable(results: Path | str) -> None:
         raise StoreError(f"--results {results}: is a file, not a folder")
     try:
         results.mkdir(parents=True, exist_ok=True)
-        atomic_write(results / ".write-test", "ok\n")
-        (results / ".write-test").unlink()
+        probe = results / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # unique: runners may share the folder
+        atomic_write(probe, "ok\n")
+        probe.unlink()
     except OSError as exc:
         raise StoreError(f"--results {results}: cannot write there ({describe(results, exc)})") from None
     free_mb = shutil.disk_usage(results).free / 2 ** 20
@@ -86,9 +89,11 @@ def write_failure(directory: Path, text: str) -> None:
 
 
 def clear_cell(directory: Path) -> None:
-    """Forget a cell's result (``--force``) so that it is recomputed."""
+    """Forget a cell's result, checkpoints and curves (``--force``) so that it is recomputed."""
     for name in ("metrics.csv", "epochs.csv", "cell.json", "error.txt"):
         (directory / name).unlink(missing_ok=True)
+    for name in ("checkpoints", "tensorboard"):
+        shutil.rmtree(directory / name, ignore_errors=True)
 
 
 def _cell_dirs(results: Path) -> list[Path]:

@@ -9,7 +9,7 @@ import torch
 from data.base import Split
 
 
-def _as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
+def as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     # numpy may give size-1 axes (one-channel CT) any stride; torch then reads the batch as
     # channels-last and converts layouts in every conv. view() restores the standard strides, no copy.
     t = torch.from_numpy(np.ascontiguousarray(a))
@@ -32,11 +32,11 @@ def batches(split: Split, batch_size: int, shuffle: bool = False, rng: np.random
         idx = order[start:start + batch_size]
         if not shuffle:  # contiguous slices are views: no copy for memory-mapped arrays
             idx = slice(start, min(start + batch_size, n))
-        image = _as_tensor(split.image[idx], device)
+        image = as_tensor(split.image[idx], device)
         batch = {"image": image.contiguous(memory_format=torch.channels_last) if channels_last else image}
         for name, y in split.targets.items():
-            batch[name] = _as_tensor(y[idx], device)
+            batch[name] = as_tensor(y[idx], device)
         for name, x in split.extras.items():
-            batch[name] = _as_tensor(x[idx], device)
+            batch[name] = as_tensor(x[idx], device)
         batch["index"] = torch.as_tensor(np.arange(n)[idx])
         yield batch

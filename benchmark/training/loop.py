@@ -1,6 +1,7 @@
 """Training of one network (Sec. 2.2): Adam, task losses of Table 1, DWA, model selection on val."""
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from benchmark.training.batches import batches
+from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
 from benchmark.training.weighting.dwa import DWA
@@ -167,11 +169,14 @@ def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_bat
 
 def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, profile: Profile,
                   batch_size: int, seed: int, device: torch.device | str = "cpu",
-                  progress: bool = False, on_epoch: Callable[[EpochEnd], None] | None = None) -> TrainResult:
+                  progress: bool = False, on_epoch: Callable[[EpochEnd], None] | None = None,
+                  checkpoints: Checkpoints | None = None) -> TrainResult:
     """Train ``net`` on ``tasks`` for ``profile.epochs`` epochs and restore its best validation state.
 
     Model selection: the epoch with the lowest :func:`selection_score` (the paper selects on the
-    validation split without saying how; see docs/reproduction.md).
+    validation split without saying how; see docs/reproduction.md). With ``checkpoints`` the
+    training state is saved as it goes and a saved state is resumed: the result equals an
+    uninterrupted run's (``benchmark/training/checkpoint.py``).
     """
     device = torch.device(device)
     net.to(device, memory_format=torch.channels_last) if profile.channels_last else net.to(device)
@@ -184,7 +189,27 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     first_train: np.ndarray | None = None
     first_val: np.ndarray | None = None
     rows: list[dict] = []
-    epochs = range(profile.epochs)
+    resumed = checkpoints.resume() if checkpoints is not None else None
+    if resumed is not None:
+        net.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        dwa.load_state_dict(resumed["weighting"])
+        rng.bit_generator.state = resumed["rng"]
+        torch.set_rng_state(resumed["torch_rng"])
+        first_train = np.asarray(resumed["first_train"], np.float32)
+        first_val = np.asarray(resumed["first_val"], np.float64)
+        rows = resumed["rows"]
+        best = (resumed["best_score"], resumed["best_epoch"], checkpoints.selected()["model"], resumed["best_val"])
+    start_epoch = resumed["epoch"] + 1 if resumed is not None else 0
+    changed = False  # the selected weights changed since the last checkpoint
+
+    def training_state(epoch: int) -> dict:
+        return {"epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
+                "weighting": dwa.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "first_train": first_train.tolist(), "first_val": first_val.tolist(), "rows": rows,
+                "best_score": best[0], "best_epoch": best[1], "best_val": best[3]}
+
+    epochs = range(start_epoch, profile.epochs)
     if progress:
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc="  epochs", leave=False)
@@ -205,7 +230,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         score = selection_score(val_losses, first_val)
         if score < best[0]:
             state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            best = (score, epoch, state, val_res)
+            best, changed = (score, epoch, state, val_res), True
         seconds = time.perf_counter() - start
         if on_epoch is not None:
             on_epoch(EpochEnd(epoch, net, tasks, weights, mean_losses, val_res, score))
@@ -215,10 +240,17 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
                          "val_metric": t.metric, "val_value": val_res[t.name][t.metric],
                          "selection_rule": SELECTION_RULE, "selection_score": score,
                          "selected": False, "seconds": seconds})
+        if checkpoints is not None and epoch < profile.epochs - 1 and checkpoints.due():
+            checkpoints.save(training_state(epoch), {"epoch": best[1], "model": best[2]} if changed else None)
+            changed = False
     _, best_epoch, state, best_val = best
     if state is None:
         raise NonFiniteLoss(f"{data.spec.name}: validation loss was never finite; no model to select")
+    last = training_state(profile.epochs - 1) if checkpoints is not None and checkpoints.keep_last else {}
     net.load_state_dict(state)
     for row in rows:
         row["selected"] = row["epoch"] == best_epoch
-    return TrainResult(best_epoch, best_val, rows)
+    result = TrainResult(best_epoch, best_val, rows)
+    if checkpoints is not None:
+        checkpoints.finish({"epoch": best_epoch, "model": state}, dataclasses.asdict(result), last)
+    return result

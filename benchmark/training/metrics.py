@@ -69,3 +69,32 @@ def auc(labels: np.ndarray, logits: np.ndarray) -> float:
     if len(np.unique(labels)) < 2:
         return float("nan")
     return float(100 * skm.roc_auc_score(labels, scores))
+
+
+def dvh_metrics(dose: np.ndarray, structures: np.ndarray, names: tuple[tuple[str, str], ...],
+                voxel_mm) -> dict[tuple[str, str], float]:
+    """OpenKBP's DVH metrics of one patient (Gy), as open-kbp's ``dose_evaluation_class.py`` computes
+    them: for each structure present (bit k of ``structures`` is ``names[k]``), an OAR's D_0.1cc (the
+    dose percentile leaving max(1, round(100 mm³ / voxel volume)) voxels above it) and mean dose, a
+    target's D99, D95 and D1 (the 1st, 5th and 99th percentiles, linear interpolation)."""
+    dose = np.asarray(dose, dtype=np.float64)
+    tenth_cc = max(1.0, float(np.round(100.0 / float(np.prod(np.asarray(voxel_mm, dtype=np.float64))))))
+    out: dict[tuple[str, str], float] = {}
+    for bit, (name, kind) in enumerate(names):
+        roi = dose[(structures >> bit) & 1 == 1]
+        if roi.size == 0:
+            continue  # absent structure: no entry (NaN in the official code, skipped by its nanmean)
+        if kind == "oar":
+            out[(name, "D_0.1_cc")] = float(np.percentile(roi, 100 - tenth_cc / roi.size * 100))
+            out[(name, "mean")] = float(roi.mean())
+        else:
+            for label, q in (("D_99", 1), ("D_95", 5), ("D_1", 99)):
+                out[(name, label)] = float(np.percentile(roi, q))
+    return out
+
+
+def patient_dose_error(reference: np.ndarray, prediction: np.ndarray, possible_dose_mask: np.ndarray) -> float:
+    """OpenKBP's dose error of one patient (Gy): Σ|reference − prediction| over the volume divided by
+    the possible-dose mask's voxel count (the prediction is expected to be masked already)."""
+    diff = np.abs(np.asarray(reference, np.float64) - np.asarray(prediction, np.float64)).sum()
+    return float(diff / possible_dose_mask.sum())

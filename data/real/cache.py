@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from data.base import SPLITS, DataError, Split
+from data.base import SPLITS, DataError, Split, Volumes
 
 ENV_VAR = "CTAN_DATA_CACHE"
 DEFAULT_CACHE = Path(__file__).resolve().parents[1] / "cache"  # data/cache/ (git-ignored)
 MANIFEST = "manifest.json"
+VOLUMES = "volumes"  # the folder of an entry's test volumes
 _HEADER_BYTES = 256  # fixed .npy header size, so the row count can be written after the data
 
 
@@ -84,7 +85,7 @@ class EntryWriter:
         final.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
         self.arrays: dict[tuple[str, str], _NpyAppender] = {}
-        self.case_ids: dict[str, list] = {s: [] for s in SPLITS}
+        self.case_ids: dict[str, list] = {s: [] for s in (*SPLITS, VOLUMES)}
 
     def _append(self, split: str, name: str, chunk: np.ndarray, dtype) -> None:
         key = (split, name)
@@ -106,6 +107,17 @@ class EntryWriter:
         if len(ids) != n:
             raise ValueError(f"{len(ids)} case ids for {n} samples")
         self.case_ids[split].extend(ids)
+
+    def append_volume(self, image: np.ndarray, dose: np.ndarray, dose_mask: np.ndarray, structures: np.ndarray,
+                      voxel_mm, z: np.ndarray, case_id) -> None:
+        """Append one patient's slices to the test volumes (``data.base.Volumes``)."""
+        n = len(image)
+        for name, chunk, dtype in (("image", image, np.float32), ("dose", dose, np.float32),
+                                   ("dose_mask", dose_mask, bool), ("structures", structures, np.int32),
+                                   ("voxel_mm", np.tile(np.asarray(voxel_mm, np.float32), (n, 1)), np.float32),
+                                   ("z", z, np.int64)):
+            self._append(VOLUMES, name, chunk, dtype)
+        self.case_ids[VOLUMES].extend([case_id] * n)
 
     def write_text(self, name: str, text: str) -> None:
         (self.tmp / name).write_text(text)
@@ -151,6 +163,15 @@ def load_entry(entry: Path) -> dict[str, Split]:
             case_id=np.load(d / "case_id.npy"),
             extras={k[len("extra_"):]: v for k, v in arrays.items() if k.startswith("extra_")})
     return splits
+
+
+def load_volumes(entry: Path) -> Volumes | None:
+    """The test volumes of a committed entry (memory-mapped), or None when it has none."""
+    d = entry / VOLUMES
+    if not (d / "image.npy").is_file():
+        return None
+    arrays = {p.stem: np.load(p, mmap_mode="c") for p in sorted(d.glob("*.npy"))}
+    return Volumes(**arrays)
 
 
 def entries(dataset: str, cache: str | os.PathLike | None = None) -> list[tuple[Path, dict]]:

@@ -23,3 +23,10 @@ class DWA:
 
     def record(self, epoch_mean_losses) -> None:
         self.history.append(np.asarray(epoch_mean_losses, dtype=np.float64))
+
+    def state_dict(self) -> dict:
+        """What a checkpoint keeps: the epoch-mean losses recorded so far."""
+        return {"history": [h.tolist() for h in self.history]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.history = [np.asarray(h, dtype=np.float64) for h in state["history"]]
