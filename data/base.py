@@ -29,6 +29,11 @@ class Split:
     def __len__(self) -> int:
         return len(self.image)
 
+    def every(self, k: int) -> "Split":
+        """Every ``k``-th sample (views, no copy: memory-mapped arrays stay on disk)."""
+        return Split(self.image[::k], {t: y[::k] for t, y in self.targets.items()}, self.case_id[::k],
+                     {e: x[::k] for e, x in self.extras.items()})
+
     def validate(self, spec: DatasetSpec, where: str) -> None:
         """Shapes and label ranges agree with the spec; one clear error otherwise."""
         n = len(self.image)

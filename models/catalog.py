@@ -25,3 +25,12 @@ METHODS = {m.name: m for m in (
 BASELINE = "stl"
 # Encoder backbones (torchvision ResNets; models/encoder.py builds them).
 BACKBONES = ("resnet18", "resnet34", "resnet50")
+
+
+def bottleneck_side(image_size: int) -> int:
+    """Side of the ResNet encoder's stage-4 output (CTAB's N = side²) for a square input: the stem's
+    stride-2 conv and max-pool and stages 2-4 each map x to floor((x - 1) / 2) + 1."""
+    side = image_size
+    for _ in range(5):
+        side = (side - 1) // 2 + 1
+    return side

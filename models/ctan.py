@@ -13,6 +13,7 @@ P^1..P^3, the same skips HPS's decoders get; docs/architecture.md says why).
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 from torch import nn
@@ -50,6 +51,10 @@ class CTAB(nn.Module):
             for _ in range(ntasks))
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        if feats[0].shape[-2:].numel() == 1:  # shown once per process (Python's default warning filter)
+            warnings.warn("CTAN runs with a 1x1 bottleneck: eq. (2) has one position (N = 1), so CTAB only "
+                          "scales each task's embedding by a cross-task similarity and does not attend over "
+                          "space; give it an image of at least 48 px (docs/reproduction.md)", stacklevel=2)
         e = [emb(f) for emb, f in zip(self.embed, feats)]
         return [cross_task_attention(e[k], e[1 - k]) for k in range(len(e))]
 

@@ -208,3 +208,48 @@ def test_ctan_requires_a_pair_and_unknown_names_are_rejected():
         build_model("no-such-method", spec.tasks, "resnet18")
     with pytest.raises(ValueError, match="unknown backbone"):
         build_model("hps", spec.tasks, "vgg16")
+
+
+@pytest.mark.parametrize("size", [32, 48, 64, 96])
+def test_bottleneck_side_is_the_encoders_stage4_size(size):
+    from models.catalog import bottleneck_side
+    enc = ResNetEncoder("resnet18", in_channels=1).eval()
+    with torch.no_grad():
+        assert enc(torch.zeros(1, 1, size, size))[3].shape[-1] == bottleneck_side(size)
+
+
+def test_ctab_at_one_position_is_a_scaled_copy_of_the_own_embedding():
+    """N = 1: Ā_t = ê_t · ⟨ê_t', ê_t⟩ / √d (a per-image scalar times ê_t): no attention over space."""
+    torch.manual_seed(3)
+    e_t, e_o = torch.randn(4, 16, 1, 1), torch.randn(4, 16, 1, 1)
+    closed = e_t * (e_t * e_o).sum(1, keepdim=True) / math.sqrt(16)
+    torch.testing.assert_close(cross_task_attention(e_t, e_o), closed)
+
+
+def test_ctab_at_several_positions_mixes_them_beyond_any_global_scaling():
+    """N > 1: Ā_t(:, q) = Σ_p ê_t(:, p) ⟨ê_t'(p), ê_t(q)⟩ / (N√d) is not c · ê_t(:, q) for one scalar c:
+    each position receives other positions' features, weighted by cross-task affinity."""
+    torch.manual_seed(4)
+    e_t, e_o = torch.rand(1, 8, 2, 2), torch.rand(1, 8, 2, 2)
+    out = cross_task_attention(e_t, e_o)[0].flatten(1)         # [d, N]
+    own = e_t[0].flatten(1)
+    c = (out * own).sum() / (own * own).sum()                  # the best single scaling, least squares
+    residual = (out - c * own).norm() / out.norm()
+    assert residual > 0.05
+    # and the output at a position changes when only another position's query changes
+    e_o2 = e_o.clone()
+    e_o2[0, :, 1, 1] += 1.0
+    moved = cross_task_attention(e_t, e_o2)[0, :, 0, 0]
+    assert not torch.allclose(moved, cross_task_attention(e_t, e_o)[0, :, 0, 0])
+
+
+def test_ctan_warns_once_about_a_one_by_one_bottleneck():
+    import warnings
+    spec = DATASETS["stoic"].spec
+    model = build_model("ctan", spec.tasks, "resnet18", in_channels=3).eval()
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with torch.no_grad():
+            model(torch.randn(1, 3, 32, 32))
+            model(torch.randn(1, 3, 48, 48))
+    assert [str(w.message) for w in seen if "1x1 bottleneck" in str(w.message)].__len__() == 1

@@ -15,10 +15,10 @@ from benchmark.experiment.profiles import (PROFILES, SETTABLE, ProfileError, get
 def test_overrides_are_type_checked_and_recorded_in_the_label():
     quick = get_profile("quick")
     p = with_overrides(quick, {"epochs": "50", "lr": "3e-4", "image_size": "96", "backbone": "resnet34",
-                               "synthetic_sizes": "10,5,5", "amp": "true"})
+                               "synthetic_sizes": "10,5,5", "amp": "false"})
     assert (p.epochs, p.lr, p.image_size, p.backbone, p.synthetic_sizes, p.amp) == (50, 3e-4, 96, "resnet34",
-                                                                                      (10, 5, 5), True)
-    assert p.label == "quick+amp=True+backbone=resnet34+epochs=50+image_size=96+lr=0.0003+synthetic_sizes=10x5x5"
+                                                                                      (10, 5, 5), False)
+    assert p.label == "quick+amp=False+backbone=resnet34+epochs=50+image_size=96+lr=0.0003+synthetic_sizes=10x5x5"
     assert with_overrides(p, {"epochs": "5"}).label.count("epochs") == 0      # back to the profile's own value
     assert with_overrides(quick, {"epochs": "5"}) is quick
     assert with_overrides(get_profile("paper"), {"image_size": "none"}).label == "paper"
@@ -89,7 +89,7 @@ def test_a_profile_file_gives_a_whole_profile_or_changes_a_base(tmp_path):
     bad.write_text("name = [\n")
     with pytest.raises(ProfileError, match="not valid TOML"):
         load_profile_file(bad)
-    assert set(PROFILES) == {"smoke", "quick", "paper"}
+    assert set(PROFILES) == {"smoke", "quick", "realcpu", "paper"}
 
 
 def _toml(value) -> str:

@@ -62,9 +62,15 @@ def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_
 
 
 def load_data(cfg: CellConfig) -> TaskData:
-    """The cell's dataset: the synthetic stand-in (drawn with the profile's data seed) or the real data."""
+    """The cell's dataset: the synthetic stand-in (drawn with the profile's data seed) or the real
+    data, its training and validation splits thinned to every ``profile.subsample``-th sample."""
     entry = get_dataset(cfg.dataset)
     if cfg.data_source == "synthetic":
         n_train, n_val, n_test = cfg.profile.synthetic_sizes
-        return entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
-    return load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)
+        data = entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
+    else:
+        data = load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)
+    k = cfg.profile.subsample
+    if k > 1:
+        data.splits = {name: split.every(k) if name in ("train", "val") else split for name, split in data.splits.items()}
+    return data

@@ -14,7 +14,7 @@ from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_
 from data import DATASETS
 from data.base import DataError
 from data.prepare import SOURCES, resolve_source
-from models.catalog import METHODS
+from models.catalog import METHODS, bottleneck_side
 
 
 def _count(text: str) -> int:
@@ -154,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in profile.settings().items()))
         for c in configs:
             done = store.is_finished(c.directory(args.results))
-            print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} {c.image_size} px, "
-                  f"batch {c.batch_size}  {'finished' if done else 'pending'}")
+            side = bottleneck_side(c.image_size)
+            print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} {c.image_size} px "
+                  f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
     from benchmark.experiment.runner import SettingsConflict, run_grid  # torch: only when something trains

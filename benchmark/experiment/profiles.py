@@ -42,6 +42,9 @@ class Profile:
     # torch CPU threads of a cell: the thread count changes the order of float reductions, so it is
     # part of what a cell is (docs/scaling.md, determinism), never derived from --jobs or the machine.
     threads: int = 1
+    # Every k-th sample of the training and validation splits (adjacent axial slices of a patient are
+    # nearly the same image); the test split is always whole.
+    subsample: int = 1
     description: str = ""
     overrides: tuple[str, ...] = ()  # "key=value" settings changed from the named profile, sorted
 
@@ -62,9 +65,15 @@ PROFILES = {
     "smoke": Profile("smoke", "resnet18", False, epochs=2, image_size=32, batch_size=16,
                      synthetic_sizes=(32, 16, 16), lr=1e-3, bn_recalibration_batches=8,
                      description="plumbing check: every cell in about a minute, numbers mean nothing"),
-    "quick": Profile("quick", "resnet18", False, epochs=5, image_size=32, batch_size=32,
-                     synthetic_sizes=(384, 96, 192), lr=3e-3, bn_recalibration_batches=8,
-                     description="CPU default: the whole grid with 3 seeds in under 15 minutes on 2 cores"),
+    "quick": Profile("quick", "resnet18", False, epochs=5, image_size=48, batch_size=32,
+                     synthetic_sizes=(320, 96, 192), lr=3e-3, amp=True, bn_recalibration_batches=4,
+                     description="CPU default: the whole grid with 3 seeds in under 15 minutes on 2 cores, "
+                                 "CTAB attending over a 2x2 bottleneck"),
+    "realcpu": Profile("realcpu", "resnet18", False, epochs=4, image_size=64, batch_size=32,
+                       synthetic_sizes=(1024, 256, 256), lr=3e-3, amp=True, bn_recalibration_batches=8,
+                       subsample=2,
+                       description="real data on a CPU: the OpenKBP row (4 methods x 3 seeds) in about 2 hours "
+                                   "on 2 cores (docs/reproduction.md lists what it reduces)"),
     "paper": Profile("paper", "resnet50", True, epochs=100, image_size=None, batch_size=None,
                      synthetic_sizes=(2000, 400, 400), amp=True,
                      description="the paper's settings: ResNet-50 with ImageNet weights, real data, GPU"),
@@ -117,7 +126,7 @@ def _check(p: Profile) -> Profile:
     problems = []
     if p.backbone not in BACKBONES:
         problems.append(f"backbone={p.backbone!r} is not one of {list(BACKBONES)}")
-    for key in ("epochs", "threads"):
+    for key in ("epochs", "threads", "subsample"):
         if getattr(p, key) < 1:
             problems.append(f"{key}={getattr(p, key)} must be at least 1")
     for key in ("image_size", "batch_size"):

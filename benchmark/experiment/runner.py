@@ -26,6 +26,7 @@ from benchmark.training.loop import TrainResult, check_metrics, train_network
 from benchmark.training.volumes import evaluate_volumes
 from data.spec import METRICS
 from models.base import count_parameters
+from models.catalog import bottleneck_side
 from models.registry import build_model
 
 
@@ -68,7 +69,8 @@ def metric_rows(cfg: CellConfig, spec, tasks, results: dict, split: str, all_met
         rows += [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
                   "task_index": spec.tasks.index(task) + 1, "metric": m, "value": results[task.name][m],
                   "higher_is_better": METRICS[m].higher_is_better, "primary": m == task.metric, "split": split,
-                  "data_source": cfg.data_source, "profile": cfg.profile.label} for m in names]
+                  "data_source": cfg.data_source, "profile": cfg.profile.label, "image_size": cfg.image_size}
+                 for m in names]
     return rows
 
 
@@ -111,7 +113,9 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
             epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
                                "data_source": cfg.data_source, "profile": cfg.profile.label,
                                "network": network, **row})
+    side = bottleneck_side(cfg.image_size)
     meta = {"config": cfg.to_dict(), "config_hash": cfg.hash(), "wall_seconds": time.perf_counter() - start,
+            "bottleneck": f"{side}x{side}",
             "parameters": count_parameters(model), "selected_epoch": selected, "device": str(device),
             "data": {"source": data.source, "description": data.description, "counts": data.counts(),
                      "volume_patients": len(data.volumes.patients()) if data.volumes is not None else 0},

@@ -21,7 +21,7 @@ from benchmark.atomic import describe
 from benchmark.atomic import write_text as atomic_write
 
 METRIC_COLUMNS = ["dataset", "method", "seed", "task", "task_index", "metric", "value", "higher_is_better",
-                  "primary", "split", "data_source", "profile"]
+                  "primary", "split", "data_source", "profile", "image_size"]
 EPOCH_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "network", "epoch", "task",
                  "train_loss", "dwa_weight", "val_loss", "val_metric", "val_value", "selection_rule",
                  "selection_score", "selected", "seconds"]

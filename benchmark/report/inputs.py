@@ -10,7 +10,7 @@ import pandas as pd
 
 REQUIRED_COLUMNS = ("dataset", "method", "seed", "task", "metric", "value",
                     "higher_is_better", "primary", "split")
-OPTIONAL_DEFAULTS = {"data_source": "unknown", "profile": "unknown"}
+OPTIONAL_DEFAULTS = {"data_source": "unknown", "profile": "unknown", "image_size": float("nan")}
 GROUP_KEYS = ("profile", "data_source")  # one table per group
 
 _TRUE = {"true", "t", "yes", "y", "1", "1.0"}

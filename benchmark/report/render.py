@@ -21,7 +21,7 @@ import pandas as pd
 from benchmark.report.stats import ALPHA, AVERAGE, BASELINE, LOW_POWER_SEEDS, n_tasks, task_cols
 from data import DATASETS
 from data.spec import METRICS
-from models.catalog import METHODS
+from models.catalog import METHODS, bottleneck_side
 
 DIGITS = 2  # the paper prints two decimals; marks compare printed values
 DAGGER, DDAGGER = "†", "‡"
@@ -89,7 +89,7 @@ _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
 _TEX_TASK = re.compile(r"(Δ|M)\\_task(\d*)")
 _TEX_UNICODE = {"Δ": r"$\Delta$", "±": r"$\pm$", "≥": r"$\geq$",
                 "≤": r"$\leq$", "†": r"$^{\dagger}$", "‡": r"$^{\ddagger}$", "−": "-", "–": "--",
-                "—": "---", "→": r"$\rightarrow$", "λ": r"$\lambda$", "↑": r"$\uparrow$",
+                "—": "---", "→": r"$\rightarrow$", "×": r"$\times$", "λ": r"$\lambda$", "↑": r"$\uparrow$",
                 "↓": r"$\downarrow$", "’": "'", "“": "``", "”": "''"}
 
 
@@ -142,6 +142,18 @@ def _meta(table: pd.DataFrame) -> dict:
             "has_p": any(c.endswith("_p") for c in table.columns)}
 
 
+def _bottleneck_phrase(table: pd.DataFrame) -> str:
+    """" Input 48 px: CTAB bottleneck 2×2." from the cells' recorded input sizes (empty when the
+    metrics CSV has no image_size column)."""
+    sizes: dict[int, list[str]] = {}
+    for d, block in table[table["dataset"] != AVERAGE].groupby("dataset", sort=False):
+        for size in pd.to_numeric(block.get("image_size", pd.Series(dtype=float)), errors="coerce").dropna().unique():
+            sizes.setdefault(int(size), []).append(dataset_label(d))
+    parts = [f"{size} px{' (' + ', '.join(names) + ')' if len(sizes) > 1 else ''}: CTAB bottleneck "
+             f"{bottleneck_side(size)}×{bottleneck_side(size)}" for size, names in sizes.items()]
+    return f" Input {'; '.join(parts)}." if parts else ""
+
+
 def caption_text(table: pd.DataFrame) -> str:
     """Plain-text caption: source, profile, seeds, tasks and the marking conventions."""
     meta = _meta(table)
@@ -153,7 +165,7 @@ def caption_text(table: pd.DataFrame) -> str:
         spread = (" Values are mean ± standard deviation over seeds; for Δ the ± is the standard "
                   "deviation of per-seed Δ, seeds paired with STL.") if n > 1 else ""
         src = (f"Reproduction on {meta['data_source']} data, profile {meta['profile']}, "
-               f"seed{'s' if n != 1 else ''} {seeds}.{spread}")
+               f"seed{'s' if n != 1 else ''} {seeds}.{spread}{_bottleneck_phrase(table)}")
     cols = task_cols(n_tasks(table))
     tasks = []
     for d, block in table[table["dataset"] != AVERAGE].groupby("dataset", sort=False):

@@ -44,7 +44,7 @@ def table_columns(n: int) -> list[str]:
             + [f"{t}_{c}" for t in task_cols(n) for c in (
                 "name", "metric", "higher_is_better", "mean", "std", "n", "delta", "delta_std", "p")]
             + ["delta_mean", "delta_mean_std", "delta_mean_p", "n_seeds", "n_paired", "n_datasets",
-               "seeds", "rank", "vs_next_p", "note"])
+               "seeds", "rank", "vs_next_p", "image_size", "note"])
 
 
 def n_tasks(table: pd.DataFrame) -> int:
@@ -180,6 +180,8 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
     rows, seed_rows = [], []
     for m in methods:
         row = _empty_row(profile, source, dataset, m, n)
+        sizes = prim.loc[prim["method"] == m, "image_size"].dropna().unique()
+        row["image_size"] = int(sizes[0]) if len(sizes) == 1 else math.nan  # the cell's input (CSV column)
         seeds = sorted({s for t in value[m].values() for s in t})
         row.update(n_seeds=len(seeds), n_datasets=1, seeds=" ".join(map(str, seeds)))
         per_seed_delta: dict[int, list[float]] = {}
