@@ -34,7 +34,8 @@ from benchmark.experiment.profiles import PROFILES, Profile, get_profile, with_o
 from benchmark.training.batches import batches
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
-from benchmark.training.weighting.dwa import DWA
+from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS
+from benchmark.training.weighting.registry import build_weighting
 from data import DATASETS, get_dataset
 from data.base import Split, TaskData
 from models.registry import MODELS, build_model
@@ -62,37 +63,49 @@ def matmul_peak_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> fl
     return 2 * n ** 3 / best / 1e9
 
 
-def _step_fn(net: nn.Module, tasks, profile: Profile) -> tuple[Callable[[Batch], None], torch.optim.Optimizer]:
-    """The bare training step (forward, unweighted loss sum, backward, the suite's optimiser) and its optimiser."""
+def _step_fn(net: nn.Module, tasks, profile: Profile,
+             weighting: str | None = None) -> tuple[Callable[[Batch], None], torch.optim.Optimizer]:
+    """The bare training step (forward, unweighted loss sum, backward, the suite's optimiser) and its
+    optimiser; with ``weighting``, that weighting's step instead of the plain sum (for its memory)."""
     losses = {t.name: make_loss(t) for t in tasks}
-    opt = training.make_optimizer(net, profile)
+    weighter = build_weighting(weighting, len(tasks)) if weighting else None
+    opt = training.make_optimizer(net, profile, weighter.learnable() if weighter else [])
     device_type = next(net.parameters()).device.type
+    gradient = weighter is not None and weighter.kind == "gradient" and len(tasks) > 1
+    shared = net.shared_parameters() if gradient else []
+    others = [q for q in net.parameters() if all(q is not r for r in shared)] if gradient else []
 
     def step(b: Batch) -> None:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=profile.amp):
             out = net(b["image"])
-            loss = sum(losses[t.name](out[t.name].float(), b[t.name]) for t in tasks)
+            task_losses = torch.stack([losses[t.name](out[t.name].float(), b[t.name]) for t in tasks])
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        if weighter is None:
+            task_losses.sum().backward()
+        else:
+            weighter.step(task_losses, shared, others)
         opt.step()
     return step, opt
 
 
 def suite_epoch(net: nn.Module, tasks, split: Split, profile: Profile, bs: int, seed: int,
-                device: torch.device) -> Callable[[], tuple[float, float]]:
-    """A function running one epoch of the suite's ``train_epoch`` (DWA weights, shuffled batches from
-    ``benchmark.training.batches``, weighted loss, fused Adam) and returning (seconds, seconds waiting for data).
-    Per-epoch model selection (validation, keeping the best state) is not part of a step: left out."""
+                device: torch.device, weighting: str = DEFAULT) -> Callable[[], tuple[float, float]]:
+    """A function running one epoch of the suite's ``train_epoch`` (the loss ``weighting``, shuffled
+    batches from ``benchmark.training.batches``, fused Adam) and returning (seconds, seconds waiting
+    for data). Per-epoch model selection (validation, keeping the best state) is not part of a step."""
     losses = {t.name: make_loss(t) for t in tasks}
-    opt, dwa = training.make_optimizer(net, profile), DWA(len(tasks), profile.dwa_temperature)
+    weighter = build_weighting(weighting, len(tasks)).to(device)
+    opt = training.make_optimizer(net, profile, weighter.learnable())
     rng = np.random.default_rng(seed)
+    epoch = iter(range(10 ** 9))
 
     def run() -> tuple[float, float]:
         _sync(device)
         start = time.perf_counter()
-        mean_losses, waiting = training.train_epoch(net, tasks, split, losses, opt, dwa.weights(), bs, rng, device,
-                                                    profile.amp, profile.channels_last)
-        dwa.record(mean_losses)
+        weighter.start_epoch(next(epoch))
+        mean_losses, _, waiting = training.train_epoch(net, tasks, split, losses, opt, weighter, bs, rng, device,
+                                                       profile.amp, profile.channels_last)
+        weighter.end_epoch(mean_losses)
         return time.perf_counter() - start, waiting
     return run
 
@@ -137,13 +150,14 @@ def _bytes(tensors) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def step_peak_bytes(net: nn.Module, tasks, batch: Batch, profile: Profile, device: torch.device) -> tuple[int, str]:
+def step_peak_bytes(net: nn.Module, tasks, batch: Batch, profile: Profile, device: torch.device,
+                    weighting: str | None = None) -> tuple[int, str]:
     """Peak tensor memory of one steady-state training step of ``net`` and how it was obtained.
 
     CUDA: ``max_memory_allocated``. CPU: torch's ``MemTracker`` (a dispatch mode that follows every
     tensor storage: parameters, gradients, Adam moments, activations, temporaries); without it an
     estimate: 4x parameter bytes (weights, gradients, two moments) + bytes saved for backward."""
-    step, opt = _step_fn(net, tasks, profile)
+    step, opt = _step_fn(net, tasks, profile, weighting)
     net.train()
     step(batch)  # allocates the Adam moments
     if device.type == "cuda":
@@ -168,19 +182,23 @@ def step_peak_bytes(net: nn.Module, tasks, batch: Batch, profile: Profile, devic
         return 4 * _bytes(net.parameters()) + _bytes(net.buffers()) + sum(saved.values()), "saved-tensor estimate"
     tracker = MemTracker()
     tracker.track_external(net, opt, *batch.values())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with tracker:
-            step(batch)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with tracker:
+                step(batch)
+    except NotImplementedError:  # a gradient weighting's vmapped backward: MemTracker cannot follow it
+        return float("nan"), "not measurable (vmap)"
     return max(s["Total"] for s in tracker.get_tracker_snapshot("peak").values()), "MemTracker"
 
 
-def model_peak_mb(model: nn.Module, batch: Batch, profile: Profile, device: torch.device) -> tuple[float, str]:
+def model_peak_mb(model: nn.Module, batch: Batch, profile: Profile, device: torch.device,
+                  weighting: str | None = None) -> tuple[float, str]:
     """Peak of a cell: the largest network's step plus the weights of networks not training (STL)."""
     nets = model.networks()
     peaks = []
     for tasks, net in nets:
-        peak, how = step_peak_bytes(net, tasks, batch, profile, device)
+        peak, how = step_peak_bytes(net, tasks, batch, profile, device, weighting)
         idle = sum(_bytes(n.parameters()) + _bytes(n.buffers()) for _, n in nets if n is not net)
         peaks.append(peak + idle)
     return max(peaks) / 2 ** 20, how
@@ -200,7 +218,7 @@ def variant_settings(variant: str) -> tuple[dict[str, str], bool]:
 
 
 def measure_method(method: str, data: TaskData, profile: Profile, steps: int, warmup: int, repeats: int,
-                   device: torch.device, variant: str = "fp32", memory: bool = True) -> dict:
+                   device: torch.device, variant: str = "fp32", memory: bool = True, weighting: str = DEFAULT) -> dict:
     """One row of speed.csv (``peak_gflops`` is filled in by ``main``: the best matmul rate seen)."""
     matmul_now = matmul_peak_gflops(device)  # the same right before: a low value flags a busy machine
     settings, compile_ = variant_settings(variant)
@@ -212,7 +230,7 @@ def measure_method(method: str, data: TaskData, profile: Profile, steps: int, wa
     nets = model.networks()
     batch = next(batches(train, bs, device=device))
     flops = sum(step_flops(net, tasks, batch) for tasks, net in nets)  # float32 FLOPs: the same for every variant
-    peak_mb, how = (model_peak_mb(model, batch, profile, device) if memory and not compile_
+    peak_mb, how = (model_peak_mb(model, batch, profile, device, weighting) if memory and not compile_
                     else (float("nan"), "not measured"))
     layout = batch_layout(next(batches(train, bs, shuffle=True, rng=np.random.default_rng(0), device=device,
                                        channels_last=profile.channels_last)))
@@ -221,8 +239,8 @@ def measure_method(method: str, data: TaskData, profile: Profile, steps: int, wa
     if compile_:
         for _, net in nets:
             net.compile()
-    loops = [(suite_epoch(net, tasks, train, profile, bs, k, device), bare_epoch(net, tasks, train, profile, bs, device))
-             for k, (tasks, net) in enumerate(nets)]
+    loops = [(suite_epoch(net, tasks, train, profile, bs, k, device, weighting),
+              bare_epoch(net, tasks, train, profile, bs, device)) for k, (tasks, net) in enumerate(nets)]
     start = time.perf_counter()
     for _ in range(warmup):  # allocator, MONAI import, Adam moments, compilation
         for suite_run, bare_run in loops:
@@ -238,7 +256,12 @@ def measure_method(method: str, data: TaskData, profile: Profile, steps: int, wa
     for tasks, net in nets:
         evaluate(net, tasks, data.splits["val"], bs, device, channels_last=profile.channels_last)
     eval_s = (time.perf_counter() - start) / len(data.splits["val"])
-    return {"method": method, "variant": variant, "dataset": spec.name, "data_source": data.source,
+    shared = sum(p.numel() for p in model.shared_parameters()) if method != "stl" else 0
+    jacobian_mb = (len(spec.tasks) * shared * 4 / 2 ** 20 if method != "stl" and
+                   build_weighting(weighting, len(spec.tasks)).kind == "gradient" else 0.0)
+    return {"method": method, "variant": variant, "weighting": weighting if method != "stl" else "none",
+            "jacobian_mb": jacobian_mb,
+            "dataset": spec.name, "data_source": data.source,
             "profile": profile.name, "backbone": profile.backbone,
             "image_size": size, "batch_size": bs, "networks": len(nets), "threads": torch.get_num_threads(),
             "suite_step_ms": 1e3 * suite_s, "bare_step_ms": 1e3 * bare_s,
@@ -319,9 +342,9 @@ def targets(df: pd.DataFrame, r: dict[str, float]) -> list[str]:
 
 def markdown(df: pd.DataFrame, header: str, paper: pd.DataFrame | None) -> str:
     lines = [header]
-    for variant, g in df.groupby("variant", sort=False):
+    for (variant, weighting), g in df.groupby(["variant", "weighting"], sort=False):
         r = ratios(g)
-        lines += ["", f"### {variant}", "", "| method | suite img/s | bare img/s | suite/bare time | GFLOP/step | "
+        lines += ["", f"### {variant}, {weighting}", "", "| method | suite img/s | bare img/s | suite/bare time | GFLOP/step | "
                   "achieved GFLOP/s | % of matmul peak | data wait % | eval ms/sample | peak MB | suite batch layout |",
                   "|---" * 11 + "|"]
         for row in g.itertuples():
@@ -331,7 +354,22 @@ def markdown(df: pd.DataFrame, header: str, paper: pd.DataFrame | None) -> str:
                          f"{row.eval_ms_per_sample:.2f} | {row.peak_memory_mb:.0f} | {row.suite_layout} |")
         lines += ["", "Ratios: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items()) + f" ({LIBMTL}).", ""]
         lines += [f"- {t}" for t in targets(g, r)]
+    mtl = df[df["weighting"] != "none"]
+    if mtl["weighting"].nunique() > 1 and DEFAULT in set(mtl["weighting"]):
+        base = mtl[mtl["weighting"] == DEFAULT].groupby(["variant", "method"])["suite_step_ms"].first()
+        rel = mtl.assign(ratio=[r.suite_step_ms / base[(r.variant, r.method)] for r in mtl.itertuples()])
+        table = rel.pivot_table(index=["variant", "method"], columns="weighting", values="ratio", sort=False)
+        lines += ["", "Suite step time relative to DWA (the paper's weighting):", "", table.round(2).to_markdown()]
+        if not mtl["peak_memory_mb"].isna().all():
+            mem = mtl.pivot_table(index=["variant", "method"], columns="weighting", values="peak_memory_mb",
+                                  sort=False, dropna=False)
+            jac = mtl.pivot_table(index=["variant", "method"], columns="weighting", values="jacobian_mb", sort=False)
+            lines += ["", "Peak memory of a step (MB; MemTracker cannot follow a gradient weighting's vmapped "
+                      "backward: n/a there):", "", mem.round(0).to_markdown(),
+                      "", "Size of the task Jacobian a gradient weighting holds (MB: tasks x shared parameters "
+                      "x 4 bytes), on top of a loss weighting's step:", "", jac.round(0).to_markdown()]
     if df["variant"].nunique() > 1 and "fp32" in set(df["variant"]):
+        df = df[df["weighting"].isin([DEFAULT, "none"])]
         base = df[df["variant"] == "fp32"].set_index("method")["suite_step_ms"]
         rel = df.assign(ratio=df["suite_step_ms"] / df["method"].map(base))
         table = rel.pivot_table(index="method", columns="variant", values="ratio", sort=False)
@@ -353,6 +391,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--variants", nargs="+", default=["fp32"],
                     help=f"numerics and layout, parts joined by '+' from {', '.join(TOKENS)} "
                          "(e.g. fp32 bf16 channels_last bf16+channels_last compile)")
+    ap.add_argument("--weightings", nargs="+", default=[DEFAULT],
+                    help=f"loss weightings ({', '.join(WEIGHTINGS)}); each row's step is compared with DWA's")
     ap.add_argument("--dataset", default="prostate", choices=list(DATASETS))
     ap.add_argument("--image-size", type=int, default=None, help="image side (default: the profile's)")
     ap.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
@@ -382,11 +422,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     peak = matmul_peak_gflops(device)
     rows = []
     for variant in args.variants:
-        for method in methods:
-            rows.append(measure_method(method, data, profile, args.steps, args.warmup, args.repeats, device, variant,
-                                       not args.no_memory))
-            print(f"{variant} {method}: {rows[-1]['suite_images_per_s']:.0f} img/s suite, "
-                  f"{rows[-1]['bare_images_per_s']:.0f} bare", flush=True)
+        for weighting in args.weightings:
+            for method in methods:
+                if method == "stl" and weighting != args.weightings[0]:
+                    continue  # STL weighs nothing: measured once
+                rows.append(measure_method(method, data, profile, args.steps, args.warmup, args.repeats, device,
+                                           variant, not args.no_memory, weighting))
+                print(f"{variant} {weighting} {method}: {rows[-1]['suite_images_per_s']:.0f} img/s suite, "
+                      f"{rows[-1]['bare_images_per_s']:.0f} bare", flush=True)
     df = pd.DataFrame(rows)
     peak = max(peak, matmul_peak_gflops(device), df.matmul_gflops_now.max())
     df["peak_gflops"], df["peak_share"] = peak, df.achieved_gflops / peak

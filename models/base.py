@@ -8,13 +8,21 @@ from data.spec import TaskSpec
 
 
 class MultiTaskModel(nn.Module):
-    """A model mapping an image batch to ``{task name: prediction}`` for every task it serves."""
+    """A model mapping an image batch to ``{task name: prediction}`` for every task it serves.
+
+    A joint model names its shared parameters, those every task's loss depends on: gradient-based
+    loss weightings aggregate the task gradients there (benchmark/training/weighting/base.py).
+    """
 
     tasks: tuple[TaskSpec, ...]
 
     def networks(self) -> list[tuple[tuple[TaskSpec, ...], nn.Module]]:
         """The independently trained networks: one joint network for MTL methods (default)."""
         return [(self.tasks, self)]
+
+    def shared_parameters(self) -> list[nn.Parameter]:
+        """The parameters every task's loss depends on (default: the encoder's)."""
+        return list(self.encoder.parameters())
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:  # pragma: no cover - abstract
         raise NotImplementedError

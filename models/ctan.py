@@ -23,6 +23,9 @@ from models.blocks import conv_bn_relu, decode
 from models.mtan import MTAN
 
 
+_WARNED_N1 = False  # the 1x1-bottleneck warning is shown once per process
+
+
 def cross_task_attention(e_t: torch.Tensor, e_other: torch.Tensor, scale: bool = True) -> torch.Tensor:
     """Eq. (2) on [B, d, H, W] embeddings: Ā_t = Ê_t · (Ê_{t'}^T · Ê_t), with Ê as d x N matrices.
 
@@ -51,10 +54,12 @@ class CTAB(nn.Module):
             for _ in range(ntasks))
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        if feats[0].shape[-2:].numel() == 1:  # shown once per process (Python's default warning filter)
+        global _WARNED_N1
+        if feats[0].shape[-2:].numel() == 1 and not _WARNED_N1:  # once per process
+            _WARNED_N1 = True
             warnings.warn("CTAN runs with a 1x1 bottleneck: eq. (2) has one position (N = 1), so CTAB only "
                           "scales each task's embedding by a cross-task similarity and does not attend over "
-                          "space; give it an image of at least 48 px (docs/reproduction.md)", stacklevel=2)
+                          "space; give it an image of at least 48 px (docs/reproduction.md)", stacklevel=3)
         e = [emb(f) for emb, f in zip(self.embed, feats)]
         return [cross_task_attention(e[k], e[1 - k]) for k in range(len(e))]
 

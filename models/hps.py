@@ -16,7 +16,10 @@ class HPS(MultiTaskModel):
         super().__init__()
         self.tasks = tuple(tasks)
         self.encoder = ResNetEncoder(backbone, pretrained, in_channels)
-        self.decoders = nn.ModuleDict({t.name: make_decoder(t, self.encoder.channels) for t in tasks})
+        self.decoders = nn.ModuleDict({t.name: make_decoder(t, self.decoder_channels()) for t in tasks})
+
+    def decoder_channels(self) -> tuple[int, ...]:
+        return self.encoder.channels
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         feats = self.encoder(x)

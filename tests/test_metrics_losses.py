@@ -1,4 +1,4 @@
-"""Metrics (Sec. 2.3), losses (Table 1) and DWA (Sec. 2.2) against hand computations and references."""
+"""Metrics (Sec. 2.3) and losses (Table 1) against hand computations and references (DWA: test_weightings)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,7 +10,6 @@ from sklearn.metrics import f1_score, roc_auc_score
 from benchmark.training import metrics as M
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
-from benchmark.training.weighting.dwa import DWA
 from data import DATASETS
 from data.base import Split
 
@@ -89,19 +88,6 @@ def test_regression_and_classification_losses():
     logits = torch.randn(3, 7)
     torch.testing.assert_close(make_loss(dx)(logits, torch.tensor([0, 5, 6])),
                                -logits.log_softmax(1)[[0, 1, 2], [0, 5, 6]].mean())
-
-
-def test_dwa_weights_by_hand():
-    dwa = DWA(2, temperature=2.0)
-    np.testing.assert_allclose(dwa.weights(), [1, 1])
-    dwa.record([1.0, 2.0])
-    np.testing.assert_allclose(dwa.weights(), [1, 1])      # still equal in the second epoch
-    dwa.record([0.5, 1.8])
-    w = np.array([0.5 / 1.0, 1.8 / 2.0])
-    expected = 2 * np.exp(w / 2) / np.exp(w / 2).sum()
-    np.testing.assert_allclose(dwa.weights(), expected)
-    assert dwa.weights().sum() == pytest.approx(2.0)
-    assert dwa.weights()[1] > dwa.weights()[0]   # the slower-improving task gets more weight
 
 
 class _Fixed(torch.nn.Module):

@@ -243,13 +243,17 @@ def test_ctab_at_several_positions_mixes_them_beyond_any_global_scaling():
     assert not torch.allclose(moved, cross_task_attention(e_t, e_o)[0, :, 0, 0])
 
 
-def test_ctan_warns_once_about_a_one_by_one_bottleneck():
+def test_ctan_warns_once_about_a_one_by_one_bottleneck(monkeypatch):
     import warnings
+
+    import models.ctan
+    monkeypatch.setattr(models.ctan, "_WARNED_N1", False)
     spec = DATASETS["stoic"].spec
     model = build_model("ctan", spec.tasks, "resnet18", in_channels=3).eval()
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         with torch.no_grad():
+            model(torch.randn(1, 3, 32, 32))
             model(torch.randn(1, 3, 32, 32))
             model(torch.randn(1, 3, 48, 48))
     assert [str(w.message) for w in seen if "1x1 bottleneck" in str(w.message)].__len__() == 1

@@ -113,11 +113,11 @@ def test_killed_grid_resumes_with_every_cell_exactly_once(tmp_path):
     finished = []
     while time.time() < deadline and len(finished) < 2 and proc.poll() is None:
         time.sleep(0.2)
-        finished = list((tmp_path / "runs").glob("*/*/*/seed*/metrics.csv"))
+        finished = list((tmp_path / "runs").rglob("seed*/metrics.csv"))
     assert proc.poll() is None, "the grid ended before it could be interrupted"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/*/*/seed*/metrics.csv")}
+    done_before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("seed*/metrics.csv")}
     assert 2 <= len(done_before) < 8
     subprocess.run(args, cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    timeout=600)

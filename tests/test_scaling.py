@@ -46,7 +46,7 @@ def test_sigkilled_workers_lose_no_finished_cell_and_the_rerun_completes(tmp_pat
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if list((tmp_path / "runs").glob("*/*/*/seed*/metrics.csv")):
+        if list((tmp_path / "runs").rglob("seed*/metrics.csv")):
             break
         time.sleep(0.2)
     workers = [c for c in parent.children(recursive=True) if "python" in c.name().lower()]
@@ -54,7 +54,7 @@ def test_sigkilled_workers_lose_no_finished_cell_and_the_rerun_completes(tmp_pat
     for w in workers:
         w.send_signal(signal.SIGKILL)
     proc.wait(timeout=300)
-    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").glob("*/*/*/seed*/metrics.csv")}
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "runs").rglob("seed*/metrics.csv")}
     assert 1 <= len(before) < 8
     subprocess.run(args, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
     df = pd.read_csv(tmp_path / "metrics.csv")

@@ -12,7 +12,9 @@ from benchmark.experiment.profiles import Profile
 from benchmark.experiment.store import cell_dir
 from data import get_dataset
 from data.base import TaskData
+from benchmark.training.weighting.catalog import DEFAULT, NONE, parse
 from data.prepare import load as load_real
+from models.catalog import BASELINE
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,7 @@ class CellConfig:
     batch_size: int | None = None    # resolved batch size
     skip_bad: bool = False           # real data: skip unreadable samples with a warning and a count
     deterministic: bool = False      # deterministic algorithms (GPU reruns bit-identical)
+    weighting: str = DEFAULT         # the loss weighting's label (``none`` for STL)
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "profile_label": self.profile.label}
@@ -36,7 +39,8 @@ class CellConfig:
     def directory(self, results: str | Path) -> Path:
         """This cell's folder in the results store (docs/results-schema.md): the profile's label
         (with any overrides) keeps runs with other settings apart."""
-        return cell_dir(results, self.profile.label, self.data_source, self.dataset, self.method, self.seed)
+        return cell_dir(results, self.profile.label, self.data_source, self.dataset, self.method, self.seed,
+                        self.weighting)
 
     def identity(self) -> dict:
         """What the numbers depend on: not where the data lives, nor a profile's name or wording."""
@@ -53,12 +57,13 @@ class CellConfig:
 
 def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
                    data_root: str | None = None, skip_bad: bool = False,
-                   deterministic: bool = False) -> CellConfig:
+                   deterministic: bool = False, weighting: str = DEFAULT) -> CellConfig:
     spec = get_dataset(dataset).spec
     return CellConfig(dataset, method, seed, profile, data_source, data_root,
                       image_size=profile.image_size or spec.native_size,
                       batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad,
-                      deterministic=deterministic)
+                      deterministic=deterministic,
+                      weighting=NONE if method == BASELINE else parse(weighting).label)
 
 
 def load_data(cfg: CellConfig) -> TaskData:

@@ -14,7 +14,8 @@ from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_
 from data import DATASETS
 from data.base import DataError
 from data.prepare import SOURCES, resolve_source
-from models.catalog import METHODS, bottleneck_side
+from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS, WeightingError, parse
+from models.catalog import METHODS, PAPER_METHODS, bottleneck_side
 
 
 def _count(text: str) -> int:
@@ -54,9 +55,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="reproduce.py",
         description="Reproduce Table 2 of the CTAN paper: every method x dataset cell, with seeds.")
-    p.add_argument("--all", action="store_true", help="every dataset and method (the default when none is named)")
+    p.add_argument("--all", action="store_true",
+                   help="every dataset and the paper's four methods (the default when none is named)")
+    p.add_argument("--extended", action="store_true",
+                   help="every method (the paper's, Cross-stitch, MMoE, CTAN's ablations) x every loss weighting")
     p.add_argument("--dataset", action="append", choices=list(DATASETS), help="repeatable; omitted: all")
     p.add_argument("--method", action="append", choices=list(METHODS), help="repeatable; omitted: all")
+    p.add_argument("--weighting", action="append", default=None, metavar="NAME[+KEY=VALUE...]",
+                   help=f"loss weighting, repeatable (default: {DEFAULT}, the paper's): {', '.join(WEIGHTINGS)}; "
+                        "hyper-parameters as e.g. cagrad+c=0.4 (docs/methods.md); STL ignores it")
     p.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     p.add_argument("--profile", default="quick", choices=list(PROFILES), help="settings (default: quick)")
     p.add_argument("--profile-file", default=None,
@@ -137,15 +144,18 @@ def main(argv: list[str] | None = None) -> int:
         from benchmark.experiment.runner import enable_determinism
         enable_determinism()
     datasets = args.dataset or list(DATASETS)
-    methods = args.method or list(METHODS)
+    methods = args.method or (list(METHODS) if args.extended else list(PAPER_METHODS))
     try:
         profile = resolve_profile(args)
         sources = {d: resolve_source(d, args.data, args.data_root) for d in datasets}
-    except (DataError, ProfileError) as exc:
+        chosen = args.weighting or (list(WEIGHTINGS) if args.extended else [DEFAULT])
+        weightings = list(dict.fromkeys(parse(w).label for w in chosen))
+    except (DataError, ProfileError, WeightingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configs = [resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad, args.deterministic)
-               for d in datasets for m in methods for s in args.seeds]
+    configs = list(dict.fromkeys(  # STL ignores the weighting: one cell per seed, the baseline of every row
+        resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad, args.deterministic, w)
+        for d in datasets for m in methods for w in weightings for s in args.seeds))
     print(f"profile {profile.label} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
         print(f"  {d}: {sources[d].upper()} data" + (" (synthetic stand-in, not the real dataset)"
@@ -155,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in configs:
             done = store.is_finished(c.directory(args.results))
             side = bottleneck_side(c.image_size)
-            print(f"{c.dataset:9s} {c.method:5s} seed {c.seed}  {c.data_source:9s} {c.image_size} px "
+            print(f"{c.dataset:9s} {c.method:5s} {c.weighting:9s} seed {c.seed}  {c.data_source:9s} {c.image_size} px "
                   f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0

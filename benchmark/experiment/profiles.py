@@ -34,7 +34,6 @@ class Profile:
     synthetic_sizes: tuple[int, int, int]  # train/val/test samples of the synthetic stand-ins
     lr: float = 1e-4
     weight_decay: float = 1e-5
-    dwa_temperature: float = 2.0
     data_seed: int = 0              # the synthetic dataset is fixed across training seeds, like real data
     amp: bool = False               # bfloat16 autocast of the training forward and loss (CPU and CUDA)
     channels_last: bool = False     # NHWC memory format for the network and its input images
@@ -135,9 +134,8 @@ def _check(p: Profile) -> Profile:
             problems.append(f"{key}={v} is too small")
     if any(n < 1 for n in p.synthetic_sizes):
         problems.append(f"synthetic_sizes={p.synthetic_sizes} must be positive")
-    for key in ("lr", "dwa_temperature"):
-        if not getattr(p, key) > 0:
-            problems.append(f"{key}={getattr(p, key)} must be positive")
+    if not p.lr > 0:
+        problems.append(f"lr={p.lr} must be positive")
     if p.weight_decay < 0 or p.bn_recalibration_batches < 0 or p.data_seed < 0:
         problems.append("weight_decay, bn_recalibration_batches and data_seed must not be negative")
     if problems:

@@ -24,6 +24,7 @@ from benchmark.experiment.live import EpochLog
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.loop import TrainResult, check_metrics, train_network
 from benchmark.training.volumes import evaluate_volumes
+from benchmark.training.weighting.catalog import DEFAULT, NONE
 from data.spec import METRICS
 from models.base import count_parameters
 from models.catalog import bottleneck_side
@@ -66,7 +67,8 @@ def metric_rows(cfg: CellConfig, spec, tasks, results: dict, split: str, all_met
     rows = []
     for task in tasks:
         names = [m for m in results[task.name] if m != "loss"] if all_metrics else [task.metric]
-        rows += [{"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed, "task": task.name,
+        rows += [{"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting, "seed": cfg.seed,
+                  "task": task.name,
                   "task_index": spec.tasks.index(task) + 1, "metric": m, "value": results[task.name][m],
                   "higher_is_better": METRICS[m].higher_is_better, "primary": m == task.metric, "split": split,
                   "data_source": cfg.data_source, "profile": cfg.profile.label, "image_size": cfg.image_size}
@@ -110,7 +112,8 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
         rows += metric_rows(cfg, spec, tasks, test, "test", all_metrics=True)
         rows += metric_rows(cfg, spec, tasks, res.val, "val", all_metrics=False)
         for row in res.epochs:
-            epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "seed": cfg.seed,
+            epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting,
+                               "seed": cfg.seed,
                                "data_source": cfg.data_source, "profile": cfg.profile.label,
                                "network": network, **row})
     side = bottleneck_side(cfg.image_size)
@@ -128,7 +131,8 @@ def _train(net, tasks, data, cfg: CellConfig, k: int, device, progress: bool, di
            network: str, execution: Execution) -> TrainResult:
     """Train one network of a cell, or take its finished result from the cell's checkpoints."""
     if directory is None:
-        return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress)
+        return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
+                             weighting=cfg.weighting)
     ckpt = Checkpoints(directory / "checkpoints" / network, execution.checkpoint_every, execution.keep_last)
     done = ckpt.result()
     if done is not None:  # finished before the cell was interrupted
@@ -137,7 +141,7 @@ def _train(net, tasks, data, cfg: CellConfig, k: int, device, progress: bool, di
     log = EpochLog(directory / "tensorboard" / network) if execution.tensorboard else None
     try:
         return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
-                             on_epoch=log, checkpoints=ckpt)
+                             on_epoch=log, checkpoints=ckpt, weighting=cfg.weighting)
     finally:
         if log is not None:
             log.close()
@@ -288,7 +292,8 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
 
 def _report(outcome: Outcome, bar, log) -> None:
     c = outcome.config
-    line = (f"[{c.data_source}] {c.dataset}/{c.method} seed {c.seed}: {outcome.status} "
+    line = (f"[{c.data_source}] {c.dataset}/{c.method}{'' if c.weighting in (DEFAULT, NONE) else '+' + c.weighting} "
+            f"seed {c.seed}: {outcome.status} "
             f"({outcome.seconds:.0f} s) {outcome.message}")
     if bar is not None:
         bar.update(1)

@@ -18,14 +18,16 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.atomic import describe
+from benchmark.training.weighting.catalog import DEFAULT, NONE
+from models.catalog import BASELINE
 from benchmark.atomic import write_text as atomic_write
 
-METRIC_COLUMNS = ["dataset", "method", "seed", "task", "task_index", "metric", "value", "higher_is_better",
-                  "primary", "split", "data_source", "profile", "image_size"]
-EPOCH_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "network", "epoch", "task",
-                 "train_loss", "dwa_weight", "val_loss", "val_metric", "val_value", "selection_rule",
+METRIC_COLUMNS = ["dataset", "method", "weighting", "seed", "task", "task_index", "metric", "value",
+                  "higher_is_better", "primary", "split", "data_source", "profile", "image_size"]
+EPOCH_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "network", "epoch", "task",
+                 "train_loss", "loss_weight", "val_loss", "val_metric", "val_value", "selection_rule",
                  "selection_score", "selected", "seconds"]
-FAILURE_COLUMNS = ["dataset", "method", "seed", "data_source", "profile", "error"]
+FAILURE_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "error"]
 MIN_FREE_MB = 64  # below this a results folder is refused before training: a cell's files need less
 
 
@@ -51,9 +53,12 @@ def check_writable(results: Path | str) -> None:
                          f"(at least {MIN_FREE_MB} MB needed)")
 
 
-def cell_dir(results: Path | str, profile: str, data_source: str, dataset: str, method: str, seed: int) -> Path:
-    """A cell's folder from its parts (``CellConfig.directory`` gives the same for a config)."""
-    return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / f"seed{seed}"
+def cell_dir(results: Path | str, profile: str, data_source: str, dataset: str, method: str, seed: int,
+             weighting: str = DEFAULT) -> Path:
+    """A cell's folder from its parts (``CellConfig.directory`` gives the same for a config); STL
+    weighs nothing, so its weighting level is always ``none``."""
+    weighting = NONE if method == BASELINE else weighting
+    return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / weighting / f"seed{seed}"
 
 
 def _csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -97,7 +102,7 @@ def clear_cell(directory: Path) -> None:
 
 
 def _cell_dirs(results: Path) -> list[Path]:
-    return sorted(p for p in (results / "runs").glob("*/*/*/seed*") if p.is_dir())
+    return sorted(p for p in (results / "runs").glob("*/*/*/*/seed*") if p.is_dir())
 
 
 def _read_all(paths: list[Path], columns: list[str]) -> pd.DataFrame:
@@ -118,9 +123,10 @@ def rebuild(results: Path | str) -> pd.DataFrame:
     failures = []
     for d in dirs:
         if not is_finished(d) and (d / "error.txt").is_file():
-            profile, source = d.parts[-4].rsplit("-", 1)
+            profile, source = d.parts[-5].rsplit("-", 1)
             lines = [l for l in (d / "error.txt").read_text().splitlines() if l.strip()]
-            failures.append({"dataset": d.parts[-3], "method": d.parts[-2], "seed": int(d.name[4:]),
-                             "data_source": source, "profile": profile, "error": lines[-1] if lines else ""})
+            failures.append({"dataset": d.parts[-4], "method": d.parts[-3], "weighting": d.parts[-2],
+                             "seed": int(d.name[4:]), "data_source": source, "profile": profile,
+                             "error": lines[-1] if lines else ""})
     atomic_write(results / "failures.csv", _csv_text(failures, FAILURE_COLUMNS))
     return metrics

@@ -8,6 +8,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from benchmark.training.weighting.catalog import DEFAULT, NONE
+from models.catalog import BASELINE
+
 REQUIRED_COLUMNS = ("dataset", "method", "seed", "task", "metric", "value",
                     "higher_is_better", "primary", "split")
 OPTIONAL_DEFAULTS = {"data_source": "unknown", "profile": "unknown", "image_size": float("nan")}
@@ -49,9 +52,11 @@ def normalize_metrics(df: pd.DataFrame, source: str = "<DataFrame>") -> pd.DataF
     for col, default in OPTIONAL_DEFAULTS.items():
         if col not in df.columns:
             df[col] = default
-    for col in ("dataset", "method", "task", "metric", "split", "profile", "data_source"):
+    if "weighting" not in df.columns:  # CSVs from before loss weightings were an axis: the paper's DWA
+        df["weighting"] = np.where(df["method"].astype(str).str.strip().str.lower() == BASELINE, NONE, DEFAULT)
+    for col in ("dataset", "method", "weighting", "task", "metric", "split", "profile", "data_source"):
         df[col] = df[col].fillna("").astype(str).str.strip()
-    for col in ("dataset", "method", "split"):
+    for col in ("dataset", "method", "weighting", "split"):
         df[col] = df[col].str.lower()   # "STL" and "stl" are the same method
     for col in ("dataset", "method", "task"):
         if (df[col] == "").any():

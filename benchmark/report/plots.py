@@ -158,3 +158,29 @@ def plot_compare(compare: pd.DataFrame, out_dir: Path, suffix: str = "") -> list
     ax.set_title("Δ_mean per dataset and method")
     ax.legend(fontsize=8)
     return _save(fig, out_dir / f"compare_paper{suffix}")
+
+
+def plot_heatmap(matrices: dict[str, pd.DataFrame], out_dir: Path, suffix: str = "") -> list[Path]:
+    """heatmap{suffix}: Δ_mean (%, vs STL) per architecture (rows) and loss weighting (columns), one
+    panel per dataset and the average; red below STL, blue above, the value written in each cell."""
+    items = [(name, m) for name, m in matrices.items() if m.size]
+    if not items:
+        return []
+    ncols = min(2, len(items))
+    nrows = (len(items) + ncols - 1) // ncols
+    width = max(m.shape[1] for _, m in items)
+    fig, axes = _figure(nrows, ncols, size=(1.0 + 0.55 * width, 0.9 + 0.45 * max(m.shape[0] for _, m in items)))
+    for ax, (name, m) in zip(axes.flat, items):
+        values = m.to_numpy(dtype=float)
+        bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+        image = ax.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
+        ax.set_xticks(range(m.shape[1]), m.columns, rotation=60, ha="right", fontsize=7)
+        ax.set_yticks(range(m.shape[0]), m.index, fontsize=7)
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
+        ax.set_title(f"{name}: Δ_mean % vs STL", fontsize=9)
+        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+    for ax in list(axes.flat)[len(items):]:
+        ax.set_axis_off()
+    return _save(fig, out_dir / f"heatmap{suffix}")

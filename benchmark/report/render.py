@@ -21,6 +21,7 @@ import pandas as pd
 from benchmark.report.stats import ALPHA, AVERAGE, BASELINE, LOW_POWER_SEEDS, n_tasks, task_cols
 from data import DATASETS
 from data.spec import METRICS
+from benchmark.training.weighting.catalog import WEIGHTINGS
 from models.catalog import METHODS, bottleneck_side
 
 DIGITS = 2  # the paper prints two decimals; marks compare printed values
@@ -114,7 +115,15 @@ def dataset_label(d: str) -> str:
 
 
 def method_label(m: str) -> str:
-    return METHODS[m].label if m in METHODS else m.upper()
+    """A method's table label; ``method+weighting`` rows (the extended view) as "HPS + PCGrad"."""
+    if m in METHODS:
+        return METHODS[m].label
+    method, _, weighting = m.partition("+")
+    if method in METHODS and weighting:
+        name, _, params = weighting.partition("+")
+        wlabel = WEIGHTINGS[name].label if name in WEIGHTINGS else name
+        return f"{METHODS[method].label} + {wlabel}" + (f" ({params.replace('+', ', ')})" if params else "")
+    return m.upper()
 
 
 def _task_phrase(row: pd.Series, c: str) -> str:

@@ -18,11 +18,13 @@ import pandas as pd
 
 from benchmark.report.inputs import normalize_metrics
 from data import DATASETS
+from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS
 from models.catalog import BASELINE, METHODS
 
 AVERAGE = "average"
 CANONICAL_DATASETS = tuple(DATASETS)
-CANONICAL_METHODS = tuple(METHODS)
+CANONICAL_METHODS = tuple(name for name, m in METHODS.items() if m.paper) + tuple(
+    name for name, m in METHODS.items() if not m.paper)
 # Column order of each dataset's tasks; used when the CSV has no task_index.
 CANONICAL_TASKS = {name: tuple(t.name for t in e.spec.tasks) for name, e in DATASETS.items()}
 ALPHA = 0.05            # significance level of every test in the report
@@ -160,7 +162,7 @@ def _rank_block(rows: list[dict], per_seed: dict[str, dict[int, float]]) -> None
 
 
 def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
-                   notes: list[str], n: int) -> tuple[list[dict], list[dict]]:
+                   notes: list[str], n: int, canonical=CANONICAL_METHODS) -> tuple[list[dict], list[dict]]:
     """Rows of one dataset: means over seeds, Δ_task of eq. (3) on the means, Δ_mean, stats.
     ``n`` is the table's number of task columns (at least this dataset's number of tasks)."""
     layout = task_layout(prim, dataset)
@@ -170,7 +172,7 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
     value: dict[str, dict[str, dict[int, float]]] = {}
     for (m, t, s), v in cells.items():
         value.setdefault(m, {}).setdefault(t, {})[int(s)] = float(v)
-    methods = _ordered(prim["method"], CANONICAL_METHODS)
+    methods = _ordered(prim["method"], canonical)
     if len(layout) == 1:
         notes.append(f"{dataset}: only one task ({layout[0][0]}), so Δ_mean = Δ_task1")
     has_stl = BASELINE in value
@@ -230,7 +232,7 @@ def _dataset_block(prim: pd.DataFrame, profile: str, source: str, dataset: str,
 
 
 def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source: str,
-                   notes: list[str], n: int) -> tuple[list[dict], list[dict]]:
+                   notes: list[str], n: int, canonical=CANONICAL_METHODS) -> tuple[list[dict], list[dict]]:
     """Average block of Table 2: mean of each Δ column over datasets, ranked by its Δ_mean.
 
     A method is averaged over the datasets where its Δ_mean exists; if that set differs between
@@ -243,7 +245,7 @@ def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source
     seeds = pd.DataFrame(seed_rows)
     out, out_seeds = [], []
     counts = {}
-    for m in _ordered(df["method"], CANONICAL_METHODS):
+    for m in _ordered(df["method"], canonical):
         sub = df[df["method"] == m]
         row = _empty_row(profile, source, AVERAGE, m, n)
         for col in delta_cols(n):
@@ -274,15 +276,39 @@ def _average_block(rows: list[dict], seed_rows: list[dict], profile: str, source
     return out, out_seeds
 
 
-def compute_report(df: pd.DataFrame) -> Report:
-    """Table 2 for every (profile, data_source) group of a long metrics table.
+def select_view(df: pd.DataFrame, view: str) -> pd.DataFrame:
+    """The rows of a report view: ``paper``, the paper's Table 2 (STL and the paper's methods with
+    its DWA; methods this suite does not know are kept); ``extended``, every (method, weighting),
+    each MTL row's method renamed ``method+weighting``."""
+    stl = df["method"] == BASELINE
+    if view == "paper":
+        known = df["method"].map(lambda m: METHODS[m].paper if m in METHODS else True)
+        return df[stl | ((df["weighting"] == DEFAULT) & known)]
+    if view == "extended":
+        out = df.copy()
+        out.loc[~stl, "method"] = out.loc[~stl, "method"] + "+" + out.loc[~stl, "weighting"]
+        return out
+    raise ValueError(f"unknown report view {view!r}; choose paper or extended")
+
+
+def variant_order(names) -> list[str]:
+    """``method+weighting`` names in catalog order (methods, then weightings), the rest first-seen."""
+    order = {f"{m}+{w}": (i, j) for i, m in enumerate(METHODS) for j, w in enumerate(WEIGHTINGS)}
+    seen = list(dict.fromkeys(names))
+    return sorted((n for n in seen if n in order), key=order.get) + [n for n in seen if n not in order]
+
+
+def compute_report(df: pd.DataFrame, view: str = "paper") -> Report:
+    """Table 2 for every (profile, data_source) group of a long metrics table (``view``: see
+    :func:`select_view`).
 
     Uses only ``primary`` rows of the ``test`` split. Per (dataset, method, task): mean and std
     over seeds; Δ_task by eq. (3) from the MTL mean vs the STL mean of the same dataset; Δ_mean the
     mean of the dataset's Δ_task; rank by Δ_mean with STL at 0; then the ``average`` block.
     """
-    df = normalize_metrics(df)
+    df = select_view(normalize_metrics(df), view)
     prim = df[df["primary"] & (df["split"] == "test")]
+    canonical = CANONICAL_METHODS if view == "paper" else (BASELINE, *variant_order(prim["method"]))
     counts = prim.groupby(["profile", "data_source", "dataset"])["task"].nunique()
     n = int(counts.max()) if len(counts) else PAPER_TASKS
     rows: list[dict] = []
@@ -299,10 +325,10 @@ def compute_report(df: pd.DataFrame) -> Report:
         block_rows: list[dict] = []
         for dataset in _ordered(grp["dataset"], CANONICAL_DATASETS):
             r, s = _dataset_block(grp[grp["dataset"] == dataset], profile, source, dataset,
-                                  group_notes, n)
+                                  group_notes, n, canonical)
             block_rows += r
             seed_rows += s
-        avg, avg_seeds = _average_block(block_rows, seed_rows, profile, source, group_notes, n)
+        avg, avg_seeds = _average_block(block_rows, seed_rows, profile, source, group_notes, n, canonical)
         rows += block_rows + avg
         seed_rows += avg_seeds
     table = pd.DataFrame(rows, columns=table_columns(n))
@@ -313,9 +339,9 @@ def compute_report(df: pd.DataFrame) -> Report:
     return Report(table=table, per_seed=per_seed, notes=notes)
 
 
-def compute_table(df: pd.DataFrame) -> pd.DataFrame:
+def compute_table(df: pd.DataFrame, view: str = "paper") -> pd.DataFrame:
     """Table 2 as a DataFrame (see :func:`compute_report`); group notes in ``.attrs['notes']``."""
-    report = compute_report(df)
+    report = compute_report(df, view)
     table = report.table
     table.attrs["notes"] = report.notes
     return table

@@ -15,7 +15,10 @@ from benchmark import atomic
 from benchmark.report import plots as P
 from benchmark.report.inputs import GROUP_KEYS, load_metrics, read_optional
 from benchmark.report.paper import compare_with_paper, load_paper_table
-from benchmark.report.render import render_compare_markdown, render_latex, render_markdown, tex_escape
+from benchmark.report.render import dataset_label, render_compare_markdown, render_latex, render_markdown, tex_escape
+from benchmark.report.extended import (ablation_table, beyond_paper, datasets_of, delta_matrix,
+                                       render_ablation_latex, render_ablation_markdown)
+from benchmark.report.inputs import normalize_metrics
 from benchmark.report.stats import Report, compute_report
 
 
@@ -75,6 +78,31 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         raise ReportWriteError(f"report not written: {atomic.describe(out, exc)}") from None
 
 
+def _write_extended(extended: Report, group: tuple[str, str], sfx: str, out: Path, plots: bool) -> list[Path]:
+    """The extended view of one group: every (architecture, weighting) row ranked (csv, md, tex), the
+    ablation table and the Δ_mean heat map."""
+    written: list[Path] = []
+    table, per_seed = _in_group(extended.table, group), _in_group(extended.per_seed, group)
+    if table.empty:
+        return written
+    title = f"Every architecture x loss weighting: profile {group[0]}, data source {group[1]}"
+    label = "tab:extended" + ("" if not sfx else "-" + tex_escape(f"{group[0]}-{group[1]}").replace("\\", ""))
+    _write(out / f"extended{sfx}.csv", table.round(6), written)
+    _write(out / f"extended{sfx}.md", render_markdown(table, extended.notes.get(group, []), title=title), written)
+    _write(out / f"extended{sfx}.tex", render_latex(table, extended.notes.get(group, []), label=label), written)
+    abl = ablation_table(table, per_seed)
+    if abl["method"].nunique() > 1:
+        _write(out / f"ablation{sfx}.csv", abl.round(6), written)
+        _write(out / f"ablation{sfx}.md", render_ablation_markdown(abl, f"Ablation of CTAN's modules ({group[0]}, "
+                                                                        f"{group[1]})"), written)
+        _write(out / f"ablation{sfx}.tex", render_ablation_latex(
+            abl, f"Ablation of CTAN's modules: profile {group[0]}, data source {group[1]}.",
+            label.replace("extended", "ablation")), written)
+    if plots:
+        written += P.plot_heatmap({dataset_label(d): delta_matrix(table, d) for d in datasets_of(table)}, out, sfx)
+    return written
+
+
 def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: str | None, data_source: str | None,
                   epochs_csv, failures_csv, plots: bool) -> list[Path]:
     side_notes: list[str] = []
@@ -86,7 +114,8 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
                                       ("dataset", "method", "seed"), side_notes),
                        profile, data_source)
     report: Report = compute_report(df)
-    groups = sorted(set(report.notes) | set(
+    extended: Report | None = compute_report(df, "extended") if beyond_paper(normalize_metrics(df)) else None
+    groups = sorted(set(report.notes) | set(extended.notes if extended is not None else ()) | set(
         map(tuple, failures[list(GROUP_KEYS)].drop_duplicates().values) if failures is not None else []))
     written: list[Path] = []
     if not groups:
@@ -111,6 +140,8 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
         _write(out / f"per_seed{sfx}.csv", per_seed.round(6), written)
         if fails is not None and len(fails):
             _write(out / f"failures{sfx}.csv", fails, written)
+        if extended is not None:
+            written += _write_extended(extended, group, sfx, out, plots)
         title = f"Table 2: profile {group[0]}, data source {group[1]}"
         if table.empty:
             _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)

@@ -14,7 +14,9 @@ from benchmark.training.batches import batches
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
-from benchmark.training.weighting.dwa import DWA
+from benchmark.training.weighting.base import Weighting
+from benchmark.training.weighting.catalog import DEFAULT, WeightingSpec
+from benchmark.training.weighting.registry import build_weighting
 from data.base import Split, TaskData
 from data.spec import METRICS, TaskSpec
 
@@ -97,27 +99,36 @@ class TrainResult:
     epochs: list[dict] = field(default_factory=list)  # rows of epochs.csv
 
 
-def make_optimizer(net: nn.Module, profile: Profile) -> torch.optim.Optimizer:
-    """Adam with the paper's lr and weight decay (Sec. 2.2). The fused kernel gives the same update
-    and is ~10x faster than the default on CPU (65 -> 6.6 ms per step for a ResNet-18 HPS, measured)."""
-    return torch.optim.Adam(net.parameters(), lr=profile.lr, weight_decay=profile.weight_decay, fused=True)
+def make_optimizer(net: nn.Module, profile: Profile, extra: list[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """Adam with the paper's lr and weight decay (Sec. 2.2) over the network's parameters and a loss
+    weighting's own (``extra``: UW's log-variances, GradNorm's scales). The fused kernel gives the
+    same update and is ~10x faster than the default on CPU (65 -> 6.6 ms per step for a ResNet-18
+    HPS, measured)."""
+    return torch.optim.Adam([*net.parameters(), *extra], lr=profile.lr, weight_decay=profile.weight_decay,
+                            fused=True)
 
 
 def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losses: dict, opt: torch.optim.Optimizer,
-                weights: np.ndarray, batch_size: int, rng: np.random.Generator,
+                weighting: Weighting, batch_size: int, rng: np.random.Generator,
                 device: torch.device | str = "cpu", amp: bool = False,
-                channels_last: bool = False) -> tuple[np.ndarray, float]:
-    """One epoch of the weighted multi-task loss Σ_k λ_k L_k (DWA weights ``weights``).
+                channels_last: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """One epoch of multi-task steps, the task losses turned into gradients by ``weighting`` (DWA's
+    weighted sum Σ_k λ_k L_k by default; gradient methods take each task's gradient of the shared
+    parameters through the model's boundary features).
 
-    Returns each task's mean training loss (unweighted) and the seconds spent waiting for batches.
-    Losses are summed on the device and read once per epoch: no per-step synchronisation. ``amp``
-    runs forward and loss under bfloat16 autocast (CPUs with AVX-512 BF16, GPUs; weights, optimiser
-    and losses stay float32, no loss scaling is needed for bf16); ``channels_last`` feeds NHWC images.
+    Returns each task's mean training loss (unweighted), the mean weight the weighting gave each
+    task, and the seconds spent waiting for batches. Losses are summed on the device and read once
+    per epoch: no per-step synchronisation. ``amp`` runs forward and loss under bfloat16 autocast
+    (CPUs with AVX-512 BF16, GPUs; weights, optimiser and losses stay float32, no loss scaling is
+    needed for bf16); ``channels_last`` feeds NHWC images.
     """
     device = torch.device(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
-    w = torch.as_tensor(weights, dtype=torch.float32, device=device)
+    gradient = weighting.kind == "gradient" and len(tasks) > 1
+    shared = net.shared_parameters() if gradient else []
+    others = [p for p in net.parameters() if p.requires_grad and all(p is not s for s in shared)] if gradient else []
     sums = torch.zeros(len(tasks), device=device)
+    weight_sums = torch.zeros(len(tasks))
     steps, waiting = 0, 0.0
     net.train()
     it = batches(split, batch_size, shuffle=True, rng=rng, device=device, drop_last=True, channels_last=channels_last)
@@ -127,15 +138,19 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
         waiting += time.perf_counter() - t0
         if batch is None:
             break
-        with autocast:
-            out = net(batch["image"])
-            task_losses = torch.stack([losses[t.name](out[t.name].float(), batch[t.name]) for t in tasks])
+        def task_losses(batch=batch) -> torch.Tensor:
+            with autocast:
+                out = net(batch["image"])
+                return torch.stack([losses[t.name](out[t.name].float(), batch[t.name]) for t in tasks])
+
+        step_losses = task_losses()
         opt.zero_grad(set_to_none=True)
-        (w * task_losses).sum().backward()
+        weight_sums += weighting.step(step_losses, shared, others).cpu()
         opt.step()
-        sums += task_losses.detach()
+        weighting.after_step(task_losses)  # FAMO re-evaluates the batch; the others ignore it
+        sums += step_losses.detach()
         steps += 1
-    return (sums / max(steps, 1)).cpu().numpy(), waiting
+    return (sums / max(steps, 1)).cpu().numpy(), (weight_sums / max(steps, 1)).numpy(), waiting
 
 
 def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_batches: int,
@@ -170,7 +185,7 @@ def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_bat
 def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, profile: Profile,
                   batch_size: int, seed: int, device: torch.device | str = "cpu",
                   progress: bool = False, on_epoch: Callable[[EpochEnd], None] | None = None,
-                  checkpoints: Checkpoints | None = None) -> TrainResult:
+                  checkpoints: Checkpoints | None = None, weighting: str | WeightingSpec = DEFAULT) -> TrainResult:
     """Train ``net`` on ``tasks`` for ``profile.epochs`` epochs and restore its best validation state.
 
     Model selection: the epoch with the lowest :func:`selection_score` (the paper selects on the
@@ -181,8 +196,8 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     device = torch.device(device)
     net.to(device, memory_format=torch.channels_last) if profile.channels_last else net.to(device)
     losses = {t.name: make_loss(t) for t in tasks}
-    opt = make_optimizer(net, profile)
-    dwa = DWA(len(tasks), profile.dwa_temperature)
+    weighter = build_weighting(weighting, len(tasks)).to(device)
+    opt = make_optimizer(net, profile, weighter.learnable())
     rng = np.random.default_rng(seed)
     train, val = data.splits["train"], data.splits["val"]
     best = (np.inf, -1, None, None)
@@ -193,7 +208,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     if resumed is not None:
         net.load_state_dict(resumed["model"])
         opt.load_state_dict(resumed["optimizer"])
-        dwa.load_state_dict(resumed["weighting"])
+        weighter.load_state_dict(resumed["weighting"])
         rng.bit_generator.state = resumed["rng"]
         torch.set_rng_state(resumed["torch_rng"])
         first_train = np.asarray(resumed["first_train"], np.float32)
@@ -205,7 +220,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
 
     def training_state(epoch: int) -> dict:
         return {"epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                "weighting": dwa.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "weighting": weighter.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "first_train": first_train.tolist(), "first_val": first_val.tolist(), "rows": rows,
                 "best_score": best[0], "best_epoch": best[1], "best_val": best[3]}
 
@@ -215,12 +230,12 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         epochs = tqdm(epochs, desc="  epochs", leave=False)
     for epoch in epochs:
         start = time.perf_counter()
-        weights = dwa.weights()
-        mean_losses, _ = train_epoch(net, tasks, train, losses, opt, weights, batch_size, rng, device,
-                                     profile.amp, profile.channels_last)
+        weighter.start_epoch(epoch)
+        mean_losses, weights, _ = train_epoch(net, tasks, train, losses, opt, weighter, batch_size, rng, device,
+                                              profile.amp, profile.channels_last)
         first_train = mean_losses if first_train is None else first_train
         _check_losses(data.spec.name, epoch, tasks, "training", mean_losses, first_train, profile, batch_size)
-        dwa.record(mean_losses)
+        weighter.end_epoch(mean_losses)
         recalibrate_batchnorm(net, train, batch_size, profile.bn_recalibration_batches, device, profile.channels_last)
         val_res = evaluate(net, tasks, val, batch_size, device, losses, profile.channels_last)
         val_losses = np.array([val_res[t.name]["loss"] for t in tasks])
@@ -236,7 +251,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
             on_epoch(EpochEnd(epoch, net, tasks, weights, mean_losses, val_res, score))
         for k, t in enumerate(tasks):
             rows.append({"epoch": epoch, "task": t.name, "train_loss": float(mean_losses[k]),
-                         "dwa_weight": float(weights[k]), "val_loss": val_res[t.name]["loss"],
+                         "loss_weight": float(weights[k]), "val_loss": val_res[t.name]["loss"],
                          "val_metric": t.metric, "val_value": val_res[t.name][t.metric],
                          "selection_rule": SELECTION_RULE, "selection_score": score,
                          "selected": False, "seconds": seconds})

@@ -1,0 +1,213 @@
+"""Loss weightings (issue 13): fixed expected values on small inputs and properties, as torchjd tests
+its aggregators, and a cross-check of every method LibMTL 1.1.5 has against LibMTL on one toy."""
+from __future__ import annotations
+
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.training.weighting.catalog import WEIGHTINGS, WeightingError, parse
+from benchmark.training.weighting.registry import CLASSES, build_weighting
+
+J = torch.tensor([[-4.0, 1.0, 1.0], [6.0, 1.0, 1.0]])   # torchjd's example Jacobian: conflicting rows
+
+# The aggregated gradient of J (torchjd 0.18.0's aggregators, checked by hand for MGDA and IMTL-G).
+EXPECTED = {
+    "upgrad": [0.292902, 1.900352, 1.900352],
+    "mgda": [0.0, 1.0, 1.0],
+    "pcgrad": [0.584795, 3.801170, 3.801170],
+    "cagrad": [0.183504 / 1.25, 1.204124 / 1.25, 1.204124 / 1.25],   # rescale 1: / (1 + c²)
+    "nashmtl": [0.054153, 0.706069, 0.706069],
+    "imtlg": [0.076697, 1.0, 1.0],
+    "alignedmtl": [0.213279, 0.967333, 0.967333],
+}
+LINEAR = ("upgrad", "mgda", "pcgrad", "cagrad", "imtlg", "alignedmtl")   # agg(aJ) = a agg(J), a > 0
+
+
+def _step_on(jacobian: torch.Tensor, name: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """Losses L_i = J_i·θ (so ∇_θ L_i = J_i, θ shared): the weighting's step; (θ.grad, weights)."""
+    theta = nn.Parameter(torch.ones(jacobian.shape[1]))
+    w = build_weighting(name, len(jacobian))
+    weights = w.step(jacobian @ theta, [theta], [])
+    return theta.grad.detach(), weights
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_gradient_weightings_give_the_expected_update_on_a_fixed_jacobian(name):
+    grad, weights = _step_on(J, name)
+    torch.testing.assert_close(grad, torch.tensor(EXPECTED[name]), atol=2e-5, rtol=0)
+    assert torch.isfinite(weights).all()
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_gradient_weightings_are_finite_and_invariant_to_task_order(name):
+    torch.manual_seed(0)
+    grad, weights = _step_on(J, name)
+    swapped, weights_swapped = _step_on(J.flip(0), name)
+    torch.testing.assert_close(swapped, grad, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(weights_swapped.flip(0), weights, atol=1e-4, rtol=1e-4)
+    if name in LINEAR:
+        torch.testing.assert_close(_step_on(3.0 * J, name)[0], 3.0 * grad, atol=1e-4, rtol=1e-4)
+
+
+def test_graddrop_keeps_one_sign_per_coordinate():
+    for seed in range(4):
+        torch.manual_seed(seed)
+        grad, weights = _step_on(J, "graddrop")
+        assert grad[0].item() in (6.0, -4.0) and grad[1:].tolist() == [2.0, 2.0] and weights.isnan().all()
+
+
+LOSSES = torch.tensor([1.445341, 1.505219])
+
+
+def test_loss_weightings_give_the_expected_weights():
+    expected = {"ew": [1.0, 1.0], "uw": [math.exp(0.5) / 2] * 2,
+                "gls": [math.sqrt(LOSSES.prod().item()) / (2 * v) for v in LOSSES.tolist()]}
+    z = 0.5 / (LOSSES + 1e-8)                        # FAMO at its start: z = softmax(0) = 1/2
+    expected["famo"] = (z / z.sum()).tolist()
+    for name, want in expected.items():
+        w = build_weighting(name, 2)
+        _, weights = w.combine(LOSSES.clone().requires_grad_())
+        torch.testing.assert_close(weights, torch.tensor(want), atol=1e-6, rtol=1e-6, msg=name)
+    torch.manual_seed(0)
+    _, weights = build_weighting("rlw", 2).combine(LOSSES)
+    torch.testing.assert_close(weights, torch.tensor([0.862288, 0.137712]), atol=1e-6, rtol=0)   # softmax(N(0,1))
+
+
+def test_dwa_weights_by_hand():
+    dwa = build_weighting("dwa", 2)
+    for losses in ([1.0, 2.0], [0.5, 1.8]):
+        dwa.start_epoch(0)
+        np.testing.assert_allclose(dwa.weights(), [1, 1])
+        dwa.end_epoch(np.array(losses))
+    w = np.array([0.5 / 1.0, 1.8 / 2.0])
+    expected = 2 * np.exp(w / 2) / np.exp(w / 2).sum()
+    np.testing.assert_allclose(dwa.weights(), expected)
+    assert dwa.weights().sum() == pytest.approx(2.0) and dwa.weights()[1] > dwa.weights()[0]
+    again = build_weighting("dwa+T=4", 2)
+    again.load_state_dict(dwa.state_dict())                     # the checkpointed state restores it
+    np.testing.assert_allclose(again.weights(), 2 * np.exp(w / 4) / np.exp(w / 4).sum())
+
+
+def test_famo_moves_weight_to_the_task_that_improved_less():
+    famo = build_weighting("famo", 2)
+    famo.combine(torch.tensor([1.0, 1.0]))
+    famo.after_step(lambda: torch.tensor([0.5, 0.95]))          # task 0 improved a lot, task 1 little
+    z = torch.softmax(famo.logits, -1)
+    assert z[1] > z[0] and torch.isfinite(z).all()
+
+
+def test_every_weighting_is_registered_named_and_checkpointable():
+    assert list(CLASSES) == list(WEIGHTINGS)
+    for name in WEIGHTINGS:
+        w = build_weighting(name, 2)
+        restored = build_weighting(name, 2)
+        restored.load_state_dict(w.state_dict())
+        assert w.kind == WEIGHTINGS[name].kind
+    assert parse("cagrad+c=0.4").label == "cagrad+c=0.4" and parse("CAGrad+c=0.5").label == "cagrad"
+    assert parse("dwa+t=4").label == "dwa+T=4.0"
+    for bad in ("nope", "cagrad+c", "cagrad+c=x", "nashmtl+optim_niter=2.5", "dwa+temperature=2"):
+        with pytest.raises(WeightingError):
+            parse(bad)
+
+
+# ----------------------------------------------------------------------------- LibMTL cross-check
+def _libmtl():
+    """LibMTL 1.1.5 on current torch: its resnet module imports torchvision.models.utils, which
+    torchvision no longer has; a module of that name pointing at torch.hub's function lets it load."""
+    shim = types.ModuleType("torchvision.models.utils")
+    shim.load_state_dict_from_url = torch.hub.load_state_dict_from_url
+    sys.modules.setdefault("torchvision.models.utils", shim)
+    weighting = pytest.importorskip("LibMTL.weighting")
+    from LibMTL.architecture import HPS
+    return weighting, HPS
+
+
+def _toy(n_tasks: int = 2):
+    torch.manual_seed(0)
+    encoder = nn.Linear(4, 3)
+    heads = nn.ModuleDict({f"t{k}": nn.Linear(3, 1) for k in range(n_tasks)})
+    g = torch.Generator().manual_seed(11)                        # task gradients conflict on this batch
+    x = torch.randn(8, 4, generator=g)
+    ys = [torch.randn(8, 1, generator=g) for _ in range(n_tasks)]
+    return encoder, heads, x, ys
+
+
+def _losses(encoder, heads, x, ys) -> torch.Tensor:
+    rep = encoder(x)
+    return torch.stack([F.mse_loss(head(rep), y) for head, y in zip(heads.values(), ys)])
+
+
+def _libmtl_update(cls_name: str, weight_args: dict, n_tasks: int = 2, epoch: int = 0, buffer=None):
+    """Shared and head gradients (and the weighting's own) after LibMTL's ``backward`` on the toy."""
+    W, HPS = _libmtl()
+    encoder, heads, x, ys = _toy(n_tasks)
+
+    class Model(HPS, getattr(W, cls_name)):                     # as LibMTL's Trainer builds it
+        def __init__(self):
+            super().__init__(list(heads), lambda: encoder, heads, False, False, torch.device("cpu"))
+            self.init_param()
+
+        def zero_grad_share_params(self):                        # torch >= 2 sets .grad to None; LibMTL
+            self.encoder.zero_grad(set_to_none=False)             # writes into .grad.data afterwards
+
+    model = Model()
+    model.epoch, model.train_loss_buffer = epoch, np.zeros([n_tasks, 4]) if buffer is None else buffer
+    torch.manual_seed(0)
+    losses = _losses(model.encoder, model.decoders, x, ys)
+    model.zero_grad()
+    model.backward(losses, **weight_args)
+    own = getattr(model, "loss_scale", None)
+    return ([p.grad.clone() for p in encoder.parameters()], [p.grad.clone() for p in heads.parameters()],
+            None if own is None else own.grad.clone())
+
+
+def _our_update(name: str, n_tasks: int = 2, epochs=()):
+    encoder, heads, x, ys = _toy(n_tasks)
+    w = build_weighting(name, n_tasks)
+    for k, mean in enumerate(epochs):                            # the epochs before this step
+        w.start_epoch(k)
+        w.end_epoch(np.asarray(mean))
+    w.start_epoch(len(epochs))
+    torch.manual_seed(0)
+    losses = _losses(encoder, heads, x, ys)
+    w.step(losses, list(encoder.parameters()), list(heads.parameters()))
+    own = next(iter(w.parameters()), None)
+    return ([p.grad.clone() for p in encoder.parameters()], [p.grad.clone() for p in heads.parameters()],
+            None if own is None else own.grad.clone())
+
+
+# ours, LibMTL's class and weight_args, the epochs before the step (LibMTL's train_loss_buffer), tasks
+CROSS = {
+    "ew": ("EW", {}, (), 2),
+    "dwa": ("DWA", {"T": 2.0}, ([2.0, 1.0], [1.5, 0.9]), 2),
+    "uw": ("UW", {}, (), 2),
+    "rlw": ("RLW", {"dist": "Normal"}, (), 2),
+    "gls": ("GLS", {}, (), 2),
+    "gradnorm": ("GradNorm", {"alpha": 1.5}, ([2.0, 1.0],), 2),
+    "mgda": ("MGDA", {"mgda_gn": "none"}, (), 2),
+    "pcgrad": ("PCGrad", {}, (), 2),
+    "imtlg": ("IMTL", {}, (), 2),            # IMTL's loss scales start at 0: its first step is IMTL-G's
+    "cagrad": ("CAGrad", {"calpha": 0.5, "rescale": 1}, (), 3),   # LibMTL 1.1.5 hard-codes 3 tasks
+}
+
+
+@pytest.mark.parametrize("name", sorted(CROSS))
+def test_our_update_equals_libmtls_on_the_same_toy(name):
+    cls_name, args, epochs, n_tasks = CROSS[name]
+    buffer = np.zeros([n_tasks, 4])
+    for k, mean in enumerate(epochs):
+        buffer[:, k] = mean
+    theirs = _libmtl_update(cls_name, args, n_tasks, epoch=len(epochs), buffer=buffer)
+    ours = _our_update(name, n_tasks, epochs)
+    tol = 2e-4 if name == "cagrad" else 1e-5        # CAGrad: scipy SLSQP (LibMTL) vs cvxpy CLARABEL (torchjd)
+    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=name)
+    if name in ("uw", "gradnorm"):                  # the weighting's own parameters learn alike
+        torch.testing.assert_close(ours[2], theirs[2], atol=1e-5, rtol=1e-5)
