@@ -275,7 +275,7 @@ def measure_method(method: str, data: TaskData, profile: Profile, steps: int, wa
 
 
 def speed_data(dataset: str, profile: Profile, steps: int, data_source: str = "synthetic",
-               data_root: str | None = None) -> TaskData:
+               data_root: str | None = None, skip_bad: bool = False) -> TaskData:
     """Training batches for ``steps`` steps and two validation batches: the synthetic stand-in, or
     the first samples of the real dataset's splits (prepared at the profile's image size)."""
     entry = get_dataset(dataset)
@@ -284,7 +284,7 @@ def speed_data(dataset: str, profile: Profile, steps: int, data_source: str = "s
     if data_source == "synthetic":
         return entry.synthetic(profile.data_seed, steps * bs, 2 * bs, bs, size)
     from data.prepare import load
-    real = load(dataset, data_root, size)
+    real = load(dataset, data_root, size, skip_bad=skip_bad)
     n = {"train": steps * bs, "val": 2 * bs, "test": bs}
     splits = {k: Split(v.image[:n[k]], {t: y[:n[k]] for t, y in v.targets.items()}, v.case_id[:n[k]],
                        {e: x[:n[k]] for e, x in v.extras.items()}) for k, v in real.splits.items()}
@@ -397,6 +397,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap.add_argument("--image-size", type=int, default=None, help="image side (default: the profile's)")
     ap.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
     ap.add_argument("--data-root", default=None, help="real data: the dataset folder (prepared on first use)")
+    ap.add_argument("--skip-bad", action="store_true", help="real data: skip unreadable samples (as reproduce.py)")
     ap.add_argument("--steps", type=int, default=10, help="training steps per timed epoch")
     ap.add_argument("--warmup", type=int, default=1, help="untimed epochs (of --steps steps) of each loop first")
     ap.add_argument("--repeats", type=int, default=3, help="alternating suite/bare measurements (best kept)")
@@ -417,7 +418,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     device, profile = torch.device(args.device), get_profile(args.profile)
     if args.image_size:
         profile = with_overrides(profile, {"image_size": str(args.image_size)})
-    data = speed_data(args.dataset, profile, args.steps, args.data, args.data_root)
+    data = speed_data(args.dataset, profile, args.steps, args.data, args.data_root, args.skip_bad)
     load_before = os.getloadavg()
     peak = matmul_peak_gflops(device)
     rows = []
