@@ -32,10 +32,17 @@ def _numbers(results: Path) -> tuple[pd.Series, pd.DataFrame]:
     return metrics, epochs
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The cell run once without interruption (its numbers do not depend on the backend: test_reliability)."""
+    results = tmp_path_factory.mktemp("whole")
+    assert _run(results).wait(timeout=600) == 0
+    return _numbers(results)
+
+
 @pytest.mark.parametrize("backend", ["loky", "dask"])
-def test_a_cell_killed_mid_epoch_resumes_and_gives_the_uninterrupted_numbers(tmp_path, backend):
+def test_a_cell_killed_mid_epoch_resumes_and_gives_the_uninterrupted_numbers(tmp_path, backend, uninterrupted):
     extra = ["--backend", backend] if backend == "dask" else []
-    assert _run(tmp_path / "whole", extra).wait(timeout=600) == 0
     # Kill the second network (STL: covid, then severity) after its first saved epoch, mid-epoch.
     proc = _run(tmp_path / "killed", extra)
     cell = store.cell_dir(tmp_path / "killed", LABEL, "synthetic", "stoic", "stl", 0)
@@ -51,7 +58,7 @@ def test_a_cell_killed_mid_epoch_resumes_and_gives_the_uninterrupted_numbers(tmp
     proc.wait()
     assert not store.is_finished(cell) and (cell / "checkpoints" / "covid" / "result.json").is_file()
     assert _run(tmp_path / "killed", extra).wait(timeout=600) == 0
-    whole, killed = _numbers(tmp_path / "whole"), _numbers(tmp_path / "killed")
+    whole, killed = uninterrupted, _numbers(tmp_path / "killed")
     pd.testing.assert_series_equal(whole[0], killed[0], check_exact=True)
     pd.testing.assert_frame_equal(whole[1], killed[1], check_exact=True)
     assert not list(cell.rglob("last.pt")) and len(list(cell.rglob("selected.pt"))) == 2   # bounded disk
