@@ -418,3 +418,77 @@ def test_skip_bad_skips_with_one_warning_and_a_count(tmp_path):
     # The cached entry lacks a sample: without --skip-bad it is an error, not silently fewer data
     msg = _error(P.load, "ham10000", str(tmp_path / "ham"), 16)
     assert "--skip-bad" in msg and "ISIC_0000000.jpg" in msg
+
+
+def test_the_paper_profiles_models_train_on_real_openkbp_slices_at_128px():
+    """Every method at the paper profile's size (ResNet-50, OpenKBP's native 128 px; random weights,
+    the ImageNet file is not here) takes two training steps and predicts a whole test patient's
+    dose: a first GPU run does not die on a shape."""
+    import numpy as np
+    import torch
+
+    from benchmark.experiment.profiles import get_profile
+    from benchmark.training.loop import make_optimizer, train_epoch
+    from benchmark.training.losses import make_loss
+    from benchmark.training.volumes import evaluate_volumes
+    from benchmark.training.weighting.registry import build_weighting
+    from data.base import Split
+    from models.registry import MODELS, build_model
+
+    from data import DATASETS
+    paper = get_profile("paper")
+    d = P.load("openkbp", require_openkbp_sample(), paper.image_size or DATASETS["openkbp"].spec.native_size)
+    train = d.splits["train"]
+    rows = np.linspace(0, len(train) - 1, 4).astype(int)                 # four slices of different patients
+    tiny = Split(train.image[rows], {t: y[rows] for t, y in train.targets.items()}, train.case_id[rows],
+                 {e: x[rows] for e, x in train.extras.items()})
+    start = d.volumes.patients()[0][1].start
+    few = type(d.volumes)(**{k: v[start + 40:start + 44] for k, v in vars(d.volumes).items()})  # 4 slices
+    for method in MODELS:
+        model = build_model(method, d.spec.tasks, paper.backbone, False, d.spec.in_channels)
+        for tasks, net in model.networks():
+            losses = {t.name: make_loss(t) for t in tasks}
+            weighting = build_weighting("dwa", len(tasks))
+            mean, _, _ = train_epoch(net, tasks, tiny, losses, make_optimizer(net, paper), weighting, 2,
+                                     np.random.default_rng(0), amp=False)
+            assert np.isfinite(mean).all(), method
+            for t in tasks:
+                if t.dvh:
+                    scores = evaluate_volumes(net, t, few, batch_size=4)
+                    assert np.isfinite(list(scores.values())).all(), method
+        assert d.volumes.image.shape[-1] == 128
+
+
+def test_exported_openkbp_predictions_read_back_to_the_scores_reported(tmp_path):
+    """benchmark.evaluate --export writes each test patient as the challenge's pt_N.csv; read back with
+    the reader of dose.csv, the files give the dose and DVH scores the run reported (so the official
+    evaluator, fed the same files, scores the same predictions)."""
+    import types
+
+    import torch
+    from benchmark import evaluate as E
+    from benchmark.training.volumes import challenge_scores, evaluate_volumes
+    d = P.load("openkbp", require_openkbp_sample(), 32)
+    task = d.spec.task("dose")
+
+    class Ramp(torch.nn.Module):     # a dose that varies over the slice, so the voxel order matters
+        def forward(self, x):
+            ramp = torch.linspace(0, 60 / task.scale, x.shape[-1]).expand(len(x), 1, x.shape[-2], x.shape[-1])
+            return {"dose": ramp.contiguous()}
+    cfg = types.SimpleNamespace(batch_size=16, profile=types.SimpleNamespace(channels_last=False))
+    files = E.export(cfg, [([task], Ramp())], d, "test", tmp_path)
+    csvs = sorted(p.name for p in files if p.suffix == ".csv")
+    assert csvs == ["pt_257.csv", "pt_263.csv", "pt_295.csv"]
+    read_back: dict[str, np.ndarray] = {}
+    for case, rows in d.volumes.patients():
+        idx, values = real_openkbp.read_sparse(tmp_path / f"{case}.csv", mask=False)
+        vol = np.zeros(real_openkbp.SHAPE, np.float64).reshape(-1)
+        vol[idx] = values
+        read_back[case] = np.moveaxis(vol.reshape(real_openkbp.SHAPE)[:, :, d.volumes.z[rows]], 2, 0)
+        assert (read_back[case][~np.asarray(d.volumes.dose_mask[rows])] == 0).all()   # masked as the challenge's writer
+    by_rows = {rows.start: case for case, rows in d.volumes.patients()}
+    from_files = challenge_scores(d.volumes, task, lambda rows: read_back[by_rows[rows.start]])
+    reported = evaluate_volumes(Ramp(), task, d.volumes, batch_size=16)
+    assert from_files["dose_score"] == pytest.approx(reported["dose_score"], rel=1e-6)
+    assert from_files["dvh_score"] == pytest.approx(reported["dvh_score"], rel=1e-6)
+    assert reported["dose_score"] > 1.0                                    # a real error, not a trivial zero
