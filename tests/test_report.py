@@ -498,3 +498,50 @@ def test_a_three_task_dataset_renders_in_every_format(tmp_path):
     for stem in ("delta_mean", "delta_tasks", "training_curves", "compare_paper"):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").is_file()
     assert (out / "compare_paper.md").is_file()
+
+
+def test_run_beside_a_reference_run(tmp_path):
+    """--reference: per test metric, the reference's and this run's mean, the difference and whether the
+    run lies inside the reference's mean ± 2 std; a missing reference is one clear error."""
+    ref_dir = tmp_path / "ref"
+    ref_dir.mkdir()
+    write_csv(ref_dir, metrics_rows())
+    (ref_dir / "provenance.json").write_text('{"commit": "abc123", "wall_seconds": 10}')
+    run = metrics_rows()
+    moved = (run.method == "hps") & (run.task == "segmentation") & (run.split == "test") & run.primary
+    run.loc[moved, "value"] += 10.0                     # hps seg 84 -> 94, reference std 3: outside
+    paths = write_report(write_csv(tmp_path, run), tmp_path / "out", reference=str(ref_dir))
+    cmp = pd.read_csv(tmp_path / "out" / "reference_ref.csv")
+    assert len(cmp) == 32                                # 2 datasets x 4 methods x 2 tasks x (primary, other)
+    hps = cmp[(cmp.method == "hps") & (cmp.task == "segmentation") & (cmp.metric == "dice")].iloc[0]
+    assert hps.mean_ref == pytest.approx(84.0) and hps.mean_run == pytest.approx(94.0)
+    assert hps["diff"] == pytest.approx(10.0) and not hps.within_spread
+    others = cmp[~((cmp.method == "hps") & (cmp.metric == "dice"))]
+    assert others.within_spread.all() and (others["diff"].abs() < 1e-9).all()
+    md = (tmp_path / "out" / "reference_ref.md").read_text()
+    assert "commit abc123" in md and md.count("| NO |") == 1
+    assert tmp_path / "out" / "reference_ref.md" in paths
+    with pytest.raises(ReportInputError, match="no reference 'nope'"):
+        write_report(write_csv(tmp_path, run), tmp_path / "out2", reference="nope")
+
+
+def test_a_finished_run_becomes_a_reference_with_its_provenance(tmp_path, monkeypatch):
+    import json
+
+    from benchmark.report import reference as R
+    monkeypatch.setattr(R, "REFERENCE_DIR", tmp_path / "refs")
+    results = tmp_path / "results"
+    cell = results / "runs" / "quick-synthetic" / "stoic" / "hps" / "seed0"
+    cell.mkdir(parents=True)
+    (cell / "cell.json").write_text(json.dumps({"config": {"seed": 0, "profile": {"name": "quick"}},
+                                                "config_hash": "h1", "wall_seconds": 12.5,
+                                                "versions": {"code": "c0ffee"}, "data": {"counts": {"test": 4}}}))
+    write_csv(results, metrics_rows())
+    assert R.main(["--results", str(results), "--name", "tiny", "--command", "python reproduce.py", "--elapsed", "60"]) == 0
+    prov = json.loads((tmp_path / "refs" / "tiny" / "provenance.json").read_text())
+    assert prov["commits"] == ["c0ffee"] and prov["cells"] == 1 and prov["cell_wall_seconds_sum"] == 12.5
+    assert prov["per_cell"][0]["config_hash"] == "h1" and prov["elapsed_seconds"] == 60
+    stored = pd.read_csv(tmp_path / "refs" / "tiny" / "metrics.csv")
+    assert set(stored["split"]) == {"test"} and len(stored) == 2 * 16 * 3
+    assert R.references() == ["tiny"]
+    assert R.main(["--results", str(tmp_path / "nothing"), "--name", "x", "--command", "c"]) == 2

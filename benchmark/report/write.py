@@ -19,6 +19,7 @@ from benchmark.report.render import dataset_label, render_compare_markdown, rend
 from benchmark.report.extended import (ablation_table, beyond_paper, datasets_of, delta_matrix,
                                        render_ablation_latex, render_ablation_markdown)
 from benchmark.report.inputs import normalize_metrics
+from benchmark.report.reference import compare_runs, load_reference, render_reference_markdown
 from benchmark.report.stats import Report, compute_report
 
 
@@ -59,7 +60,7 @@ def _failure_note(failures: pd.DataFrame | None) -> list[str]:
 def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bool = False, *,
                  profile: str | None = None, data_source: str | None = None,
                  epochs_csv: str | Path | None = None, failures_csv: str | Path | None = None,
-                 plots: bool = True) -> list[Path]:
+                 plots: bool = True, reference: str | None = None) -> list[Path]:
     """Render the report of ``metrics_csv`` into ``out_dir``; returns the files written.
 
     Per (profile, data_source) group: table2.csv (one row per dataset and method, ``average``
@@ -72,8 +73,15 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
     try:
         out.mkdir(parents=True, exist_ok=True)
         atomic.remove_stale_temporaries(out)
-        return _write_groups(metrics_csv, out, compare_paper, profile, data_source, epochs_csv, failures_csv,
-                             plots)
+        written = _write_groups(metrics_csv, out, compare_paper, profile, data_source, epochs_csv, failures_csv,
+                                plots)
+        if reference is not None:
+            ref, provenance = load_reference(reference)
+            cmp = compare_runs(_select(load_metrics(metrics_csv), profile, data_source), ref)
+            name = Path(reference).name
+            _write(out / f"reference_{name}.csv", cmp.round(6), written)
+            _write(out / f"reference_{name}.md", render_reference_markdown(cmp, provenance, name), written)
+        return written
     except OSError as exc:
         raise ReportWriteError(f"report not written: {atomic.describe(out, exc)}") from None
 
