@@ -43,10 +43,12 @@ def cross_task_attention(e_t: torch.Tensor, e_other: torch.Tensor, scale: bool =
 
 
 class CTAB(nn.Module):
-    """Cross-task attention bottleneck: per-task embedding (1x1 conv, BN and, with ``relu``, ReLU;
-    C -> d) then eq. (2). The paper names no activation (docs/architecture.md, CTAB)."""
+    """Cross-task attention bottleneck: per-task embedding (1x1 conv and BN; C -> d) then eq. (2).
+    The paper names no activation; without one the embedding is zero-mean, so eq. (2)'s affinities
+    compare positions instead of being dominated by a shared positive mean (``relu=True``, the
+    alternative, measured in docs/architecture.md, CTAB)."""
 
-    def __init__(self, channels: int, embed_channels: int, ntasks: int = 2, relu: bool = True):
+    def __init__(self, channels: int, embed_channels: int, ntasks: int = 2, relu: bool = False):
         super().__init__()
         self.embed = nn.ModuleList(
             conv_bn_relu(channels, embed_channels, 1) if relu else
@@ -68,7 +70,7 @@ class CTAN(MTAN):
     """CTAE in the encoder (cross-direction masks) and CTAB at the bottleneck; any pair of tasks."""
 
     def __init__(self, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50", pretrained: bool = False,
-                 in_channels: int = 3, ctab_relu: bool = True):
+                 in_channels: int = 3, ctab_relu: bool = False):
         if len(tasks) != 2:
             raise ValueError(f"CTAN is defined for a pair of tasks (eqs. 1-2), got {len(tasks)}")
         super().__init__(tasks, backbone, pretrained, in_channels)
