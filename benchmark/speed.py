@@ -30,7 +30,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import benchmark.training.loop as training
-from benchmark.experiment.profiles import PROFILES, Profile, get_profile, with_overrides
+from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, parse_settings,
+                                          with_overrides)
 from benchmark.training.batches import batches
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
@@ -395,6 +396,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                     help=f"loss weightings ({', '.join(WEIGHTINGS)}); each row's step is compared with DWA's")
     ap.add_argument("--dataset", default="prostate", choices=list(DATASETS))
     ap.add_argument("--image-size", type=int, default=None, help="image side (default: the profile's)")
+    ap.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="change profile settings as reproduce.py --set does (e.g. backbone=resnet50 batch_size=8)")
     ap.add_argument("--data", default="synthetic", choices=("synthetic", "real"))
     ap.add_argument("--data-root", default=None, help="real data: the dataset folder (prepared on first use)")
     ap.add_argument("--skip-bad", action="store_true", help="real data: skip unreadable samples (as reproduce.py)")
@@ -415,9 +418,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         except ValueError as exc:
             ap.error(str(exc))
     torch.set_num_threads(args.threads)
-    device, profile = torch.device(args.device), get_profile(args.profile)
-    if args.image_size:
-        profile = with_overrides(profile, {"image_size": str(args.image_size)})
+    device = torch.device(args.device)
+    try:
+        settings = parse_settings(args.settings)
+        if args.image_size:
+            settings["image_size"] = str(args.image_size)
+        profile = with_overrides(get_profile(args.profile), settings)
+    except ProfileError as exc:
+        ap.error(str(exc))
     data = speed_data(args.dataset, profile, args.steps, args.data, args.data_root, args.skip_bad)
     load_before = os.getloadavg()
     peak = matmul_peak_gflops(device)
@@ -436,7 +444,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     df["peak_gflops"], df["peak_share"] = peak, df.achieved_gflops / peak
     paper = paper_memory(methods, device) if args.paper_memory else None
     load_after = os.getloadavg()
-    header = (f"`python -m benchmark.speed --profile {profile.label} --dataset {args.dataset} --data {args.data}` on "
+    header = (f"`python -m benchmark.speed --profile {args.profile}"
+              f"{''.join(' --set ' + o for o in profile.overrides)} --dataset {args.dataset} --data {args.data}` on "
               f"{device} ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} torch "
               f"threads, torch {torch.__version__}); {profile.backbone}, {df.image_size[0]} px, batch "
               f"{df.batch_size[0]}, best of {args.repeats} alternating epochs of {args.steps} steps; dense matmul "

@@ -13,9 +13,9 @@ COLUMNS = ("method", "suite_images_per_s", "bare_images_per_s", "overhead_ratio"
 
 def test_tiny_speed_run_writes_csv_and_markdown(tmp_path):
     speed.main(["--profile", "smoke", "--methods", "stl,hps", "--steps", "1", "--warmup", "1",
-                "--repeats", "1", "--threads", "1", "--out", str(tmp_path)])
+                "--repeats", "1", "--threads", "1", "--set", "batch_size=4", "--out", str(tmp_path)])
     df = pd.read_csv(tmp_path / "speed.csv")
-    assert list(df.method) == ["stl", "hps"]
+    assert list(df.method) == ["stl", "hps"] and (df.batch_size == 4).all()
     for column in COLUMNS:
         assert column in df.columns, column
     for column in COLUMNS[1:]:
@@ -26,6 +26,7 @@ def test_tiny_speed_run_writes_csv_and_markdown(tmp_path):
     assert (df.networks == [2, 1]).all()  # STL: a step is one batch through each single-task network
     text = (tmp_path / "speed.md").read_text()
     assert "| stl |" in text and "| hps |" in text and "load average" in text
+    assert "--profile smoke --set batch_size=4 " in text           # the header is a command that reruns it
 
 
 def test_ratios_name_the_method_pairs():
