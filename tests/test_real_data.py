@@ -492,3 +492,30 @@ def test_exported_openkbp_predictions_read_back_to_the_scores_reported(tmp_path)
     assert from_files["dose_score"] == pytest.approx(reported["dose_score"], rel=1e-6)
     assert from_files["dvh_score"] == pytest.approx(reported["dvh_score"], rel=1e-6)
     assert reported["dose_score"] > 1.0                                    # a real error, not a trivial zero
+
+
+def test_dose_error_split_by_slice_kind_adds_up_to_the_challenges_dose_score():
+    """benchmark.studies.dose_slices: its dose score is the one evaluate_volumes reports for the same
+    model; the two slice kinds' error shares add up to 1; a uniform 1 Gy error on every mask voxel gives
+    1 Gy per voxel on both kinds and error shares equal to the voxel shares."""
+    import torch
+    from benchmark.studies.dose_slices import error_by_slice_kind
+    from benchmark.training.volumes import evaluate_volumes, predictor
+    d = P.load("openkbp", require_openkbp_sample(), 32)
+    task, v = d.spec.task("dose"), d.volumes
+
+    class Ramp(torch.nn.Module):
+        def forward(self, x):
+            ramp = torch.linspace(0, 60 / task.scale, x.shape[-1]).expand(len(x), 1, x.shape[-2], x.shape[-1])
+            return {"dose": ramp.contiguous()}
+    split = error_by_slice_kind(v, task, predictor(Ramp(), task, v, 16))
+    assert split["dose_score"] == pytest.approx(evaluate_volumes(Ramp(), task, v, 16)["dose_score"], rel=1e-6)
+    assert split["error_share_oar_slices"] + split["error_share_other_slices"] == pytest.approx(1.0)
+    assert 0 < split["voxel_share_oar_slices"] < 1                 # the sample has both kinds of slice
+    off_by_one = error_by_slice_kind(v, task, lambda rows: np.asarray(v.dose[rows], np.float64) + 1.0)
+    assert off_by_one["dose_score"] == pytest.approx(1.0)
+    assert off_by_one["gy_per_voxel_oar_slices"] == pytest.approx(1.0)
+    assert off_by_one["gy_per_voxel_other_slices"] == pytest.approx(1.0)
+    assert off_by_one["error_share_oar_slices"] == pytest.approx(off_by_one["voxel_share_oar_slices"])
+    zero = error_by_slice_kind(v, task, lambda rows: np.zeros(v.dose[rows].shape))
+    assert zero["dose_score"] == pytest.approx(zero["zero_prediction_dose_score"])

@@ -403,7 +403,7 @@ def _epochs(df: pd.DataFrame) -> pd.DataFrame:
             for task, metric, _hib in TASKS[d]:
                 rows.append(dict(dataset=d, method=m, seed=s, data_source=src, profile=prof,
                                  network="joint" if m != "stl" else task, epoch=e, task=task,
-                                 train_loss=1 / (e + 1 + s), dwa_weight=1.0 if m == "stl" else 1 + 0.1 * e,
+                                 train_loss=1 / (e + 1 + s), loss_weight=1.0 if m == "stl" else 1 + 0.1 * e,
                                  val_loss=1.2 / (e + 1), val_metric=metric, val_value=50 + e,
                                  selected=e == 3, seconds=0.1))
     return pd.DataFrame(rows)

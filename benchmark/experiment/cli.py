@@ -18,37 +18,22 @@ from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS, WeightingE
 from models.catalog import METHODS, PAPER_METHODS, bottleneck_side
 
 
-def _count(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
+def _at_least(minimum, convert=int, noun="a whole number", below="{value} is below {minimum}"):
+    """An argparse type: ``convert(text)``, at least ``minimum``; otherwise one message saying why."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not value >= minimum:          # also refuses NaN
+            raise argparse.ArgumentTypeError(below.format(value=value, minimum=minimum))
+        return value
+    return parse
 
 
-def _seed(text: str) -> int:
-    """argparse type: a seed, a whole number of at least 0."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"seeds are 0 or more, got {value}")
-    return value
-
-
-def _seconds(text: str) -> float:
-    """argparse type: a duration in seconds, 0 or more."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{value} is below 0")
-    return value
+_count = _at_least(1)
+_seed = _at_least(0, below="seeds are 0 or more, got {value}")
+_seconds = _at_least(0.0, float, "a number of seconds")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

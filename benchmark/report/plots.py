@@ -14,6 +14,7 @@ import pandas as pd
 from benchmark.atomic import replacing
 from benchmark.report.render import method_label
 from benchmark.report.stats import AVERAGE, BASELINE, CANONICAL_METHODS, n_tasks, task_cols
+from benchmark.training.weighting.catalog import DEFAULT, NONE
 
 DPI = 100
 
@@ -123,8 +124,14 @@ def plot_epochs(epochs: pd.DataFrame | None, out_dir: Path, suffix: str = "") ->
     if "val_value" in epochs:
         paths += _curve_axes(epochs, "val_value", "Validation primary metric per task",
                              out_dir / f"validation_curves{suffix}", mtl_only=False)
-    if "dwa_weight" in epochs:
-        paths += _curve_axes(epochs, "dwa_weight", "DWA weight λ_k per epoch (MTL methods)",
+    # The loss weights of Table 2's view (the paper's methods under DWA); ``dwa_weight`` is the column's
+    # name in CSVs from before weightings were an axis.
+    weight = next((c for c in ("loss_weight", "dwa_weight") if c in epochs), None)
+    paper = epochs[epochs["method"].isin(CANONICAL_METHODS)]
+    if "weighting" in paper:
+        paper = paper[paper["weighting"].isin([DEFAULT, NONE])]
+    if weight is not None:
+        paths += _curve_axes(paper, weight, "DWA weight λ_k per epoch (MTL methods)",
                              out_dir / f"dwa_weights{suffix}", mtl_only=True)
     return paths
 
