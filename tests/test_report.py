@@ -545,3 +545,33 @@ def test_a_finished_run_becomes_a_reference_with_its_provenance(tmp_path, monkey
     assert set(stored["split"]) == {"test"} and len(stored) == 2 * 16 * 3
     assert R.references() == ["tiny"]
     assert R.main(["--results", str(tmp_path / "nothing"), "--name", "x", "--command", "c"]) == 2
+
+
+def test_secondary_metrics_table_with_the_challenges_published_scores(tmp_path):
+    """OpenKBP's dose_score/dvh_score (not Table 2's primary metrics) get their own table: mean and
+    sample standard deviation over seeds per method, the published challenge scores beside them; a
+    run with primary metrics only writes no such table."""
+    rows = []
+    for m, scores in {"stl": [13.0, 14.0, 15.0], "hps": [12.0, 12.0, 12.0]}.items():
+        for s, v in enumerate(scores):
+            base = dict(dataset="openkbp", method=m, seed=s, task_index=2, higher_is_better=False,
+                        split="test", data_source="real", profile="realcpu")
+            rows += [{**base, "task": "segmentation", "task_index": 1, "metric": "dice", "value": 50.0 + s,
+                      "higher_is_better": True, "primary": True},
+                     {**base, "task": "dose", "metric": "mae", "value": 1.0 + s / 10, "primary": True},
+                     {**base, "task": "dose", "metric": "dose_score", "value": v, "primary": False},
+                     {**base, "task": "dose", "metric": "dose_score", "value": -1.0, "primary": False, "split": "val"},
+                     {**base, "task": "dose", "metric": "dvh_score", "value": 2 * v, "primary": False}]
+    df = pd.DataFrame(rows)
+    write_report(write_csv(tmp_path, df), tmp_path / "out", plots=False)
+    sec = pd.read_csv(tmp_path / "out" / "secondary.csv").set_index(["method", "metric"])
+    assert sec.loc[("stl", "dose_score"), "mean"] == pytest.approx(14.0)
+    assert sec.loc[("stl", "dose_score"), "std"] == pytest.approx(1.0)
+    assert sec.loc[("stl", "dvh_score"), "mean"] == pytest.approx(28.0)
+    assert sec.loc[("hps", "dose_score"), "std"] == 0 and sec.loc[("hps", "dose_score"), "n_seeds"] == 3
+    md = (tmp_path / "out" / "secondary.md").read_text()
+    assert "| STL | none | 14.00 ± 1.00 (n = 3) | 28.00 ± 2.00 (n = 3) |" in md
+    assert "*2.31* | *1.55*" in md                      # the challenge winner, both scores
+    primary_only = df[df["primary"]]
+    write_report(write_csv(tmp_path, primary_only, "p.csv"), tmp_path / "p", plots=False)
+    assert not (tmp_path / "p" / "secondary.md").exists()

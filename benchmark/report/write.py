@@ -19,6 +19,7 @@ from benchmark.report.render import dataset_label, render_compare_markdown, rend
 from benchmark.report.extended import (ablation_table, beyond_paper, datasets_of, delta_matrix,
                                        render_ablation_latex, render_ablation_markdown)
 from benchmark.report.inputs import normalize_metrics
+from benchmark.report.secondary import load_anchors, render_secondary_markdown, secondary_table
 from benchmark.report.reference import compare_runs, load_reference, render_reference_markdown
 from benchmark.report.stats import Report, compute_report
 
@@ -144,6 +145,11 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
         if ep is None or ep.empty:
             md_notes.append("no epochs.csv for this group: training curves and DWA weights not drawn")
         _write(out / f"table2{sfx}.csv", table.round(6), written)
+        secondary = secondary_table(_in_group(normalize_metrics(df), group))
+        if len(secondary):
+            _write(out / f"secondary{sfx}.csv", secondary.round(6), written)
+            _write(out / f"secondary{sfx}.md", render_secondary_markdown(
+                secondary, load_anchors(), f"Other test metrics: profile {group[0]}, data source {group[1]}"), written)
         per_seed = _in_group(report.per_seed, group)
         _write(out / f"per_seed{sfx}.csv", per_seed.round(6), written)
         if fails is not None and len(fails):
