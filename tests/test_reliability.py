@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -181,3 +182,24 @@ def test_finished_cells_made_with_other_settings_are_not_reused(tmp_path, capsys
     assert reproduce.main(args) == 2
     assert "made with other settings" in capsys.readouterr().err
     assert reproduce.main(args + ["--force"]) == 0
+
+
+def test_a_validation_spike_warns_but_a_training_spike_stops():
+    """Divergence is judged on training losses: a validation loss 200× its first epoch's (seen on real
+    OpenKBP after three healthy epochs) only warns — model selection skips that epoch — while the same
+    jump in a training loss, or an absurd or NaN validation loss, stops the run naming task and epoch."""
+    import types
+
+    from benchmark.training.loop import Diverged, NonFiniteLoss, _check_losses
+    tasks = (types.SimpleNamespace(name="segmentation"), types.SimpleNamespace(name="dose"))
+    prof = types.SimpleNamespace(lr=3e-3)
+    first, spike = np.array([0.25, 0.03]), np.array([0.2, 6.3])
+    with pytest.warns(UserWarning, match="validation loss of task 'dose' in epoch 3 is 6.3, 210 times"):
+        _check_losses("openkbp", 3, tasks, "validation", spike, first, prof, 32)
+    with pytest.raises(Diverged, match="training loss of task 'dose' in epoch 3"):
+        _check_losses("openkbp", 3, tasks, "training", spike, first, prof, 32)
+    with pytest.raises(Diverged, match="far beyond"):
+        _check_losses("openkbp", 3, tasks, "validation", np.array([0.2, 2e4]), first, prof, 32)
+    with pytest.raises(NonFiniteLoss, match="validation loss of task 'dose' is nan"):
+        _check_losses("openkbp", 3, tasks, "validation", np.array([0.2, np.nan]), first, prof, 32)
+    _check_losses("openkbp", 3, tasks, "validation", np.array([0.2, 0.05]), first, prof, 32)   # healthy: silent

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -49,8 +50,13 @@ def check_metrics(results: dict[str, dict[str, float]], tasks: tuple[TaskSpec, .
 
 def _check_losses(where: str, epoch: int, tasks, kind: str, now: np.ndarray, first: np.ndarray,
                   profile, batch_size: int) -> None:
-    """Stop a run whose ``kind`` (training or validation) losses are NaN, far above their first
-    epoch's, or absurd in themselves."""
+    """Stop a run whose ``kind`` (training or validation) losses are NaN or absurd in themselves, or
+    whose training losses are far above their first epoch's.
+
+    A validation loss far above its first epoch's while training is healthy only warns: that epoch
+    is then not selected (model selection exists for exactly this), and stopping would throw away a
+    valid run (seen on real OpenKBP: CTAN's dose validation loss jumped 217× in its last epoch after
+    three healthy ones; the selected epoch was an earlier one)."""
     hint = f"(lr {profile.lr}, batch {batch_size}); check the data for NaN or lower the learning rate"
     for t, value, ref in zip(tasks, now, first):
         if not np.isfinite(value):
@@ -59,6 +65,10 @@ def _check_losses(where: str, epoch: int, tasks, kind: str, now: np.ndarray, fir
             why = f"{value:.4g}, far beyond the O(1) of a task loss"
         elif value > DIVERGENCE_FACTOR * ref:
             why = f"{value:.4g}, {value / ref:.0f} times its {ref:.4g} in epoch 0"
+            if kind == "validation":
+                warnings.warn(f"{where}: validation loss of task {t.name!r} in epoch {epoch} is {why}; "
+                              "training is healthy, so this epoch is simply not selected", stacklevel=2)
+                continue
         else:
             continue
         raise Diverged(f"{where}: {kind} loss of task {t.name!r} in epoch {epoch} is {why}: the run diverged {hint}")
