@@ -537,7 +537,9 @@ def test_a_finished_run_becomes_a_reference_with_its_provenance(tmp_path, monkey
                                                 "config_hash": "h1", "wall_seconds": 12.5,
                                                 "versions": {"code": "c0ffee"}, "data": {"counts": {"test": 4}}}))
     write_csv(results, metrics_rows())
+    _epochs(metrics_rows()).to_csv(results / "epochs.csv", index=False)
     assert R.main(["--results", str(results), "--name", "tiny", "--command", "python reproduce.py", "--elapsed", "60"]) == 0
+    assert (tmp_path / "refs" / "tiny" / "epochs.csv").read_text() == (results / "epochs.csv").read_text()
     prov = json.loads((tmp_path / "refs" / "tiny" / "provenance.json").read_text())
     assert prov["commits"] == ["c0ffee"] and prov["cells"] == 1 and prov["cell_wall_seconds_sum"] == 12.5
     assert prov["per_cell"][0]["config_hash"] == "h1" and prov["elapsed_seconds"] == 60

@@ -76,7 +76,8 @@ def render_reference_markdown(cmp: pd.DataFrame, provenance: dict, name: str) ->
 
 def make_reference(results: Path, name: str, command: str, elapsed: float | None = None,
                    note: str = "") -> Path:
-    """Copy ``results``' test metrics into ``reference/<name>/`` with ``provenance.json``: the command,
+    """Copy ``results``' test metrics (and its ``epochs.csv``) into ``reference/<name>/`` with
+    ``provenance.json``: the command,
     its wall time, and from the cells' ``cell.json`` the code commits, configuration hashes, data
     counts, versions and the training time of each cell."""
     metrics = load_metrics(results / "metrics.csv")
@@ -99,6 +100,8 @@ def make_reference(results: Path, name: str, command: str, elapsed: float | None
     out.mkdir(parents=True, exist_ok=True)
     from benchmark import atomic
     atomic.write_text(out / "metrics.csv", metrics[metrics["split"] == "test"].to_csv(index=False))
+    if (results / "epochs.csv").is_file():      # the training curves: the report draws them from here
+        atomic.write_text(out / "epochs.csv", (results / "epochs.csv").read_text())
     atomic.write_text(out / "provenance.json", json.dumps(provenance, indent=1, default=str) + "\n")
     return out
 
