@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.report.render import dataset_label, method_label
+from benchmark.report.stats import CANONICAL_METHODS
 from data.spec import METRICS
 
 ANCHORS = Path(__file__).resolve().parent / "reference" / "challenge_anchors.csv"
@@ -26,7 +27,9 @@ def secondary_table(df: pd.DataFrame) -> pd.DataFrame:
     if test.empty:
         return pd.DataFrame(columns=KEYS + ["mean", "std", "n_seeds"])
     out = test.groupby(KEYS, sort=False)["value"].agg(mean="mean", std="std", n_seeds="count").reset_index()
-    return out
+    order = {m: i for i, m in enumerate(CANONICAL_METHODS)}     # STL, HPS, MTAN, CTAN, then the rest
+    return out.sort_values(["dataset", "method", "weighting"], key=lambda c: c.map(order).fillna(len(order))
+                           if c.name == "method" else c, kind="stable").reset_index(drop=True)
 
 
 def render_secondary_markdown(table: pd.DataFrame, anchors: pd.DataFrame, title: str) -> str:
