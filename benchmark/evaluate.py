@@ -32,7 +32,7 @@ from benchmark.experiment.runner import metric_rows
 from benchmark.training.batches import batches
 from benchmark.training.checkpoint import SELECTED
 from benchmark.training.evaluation import evaluate
-from benchmark.training.volumes import evaluate_volumes, predictor
+from benchmark.training.volumes import as_submitted, evaluate_volumes, predictor
 from data.base import DataError, TaskData
 from models.registry import build_model
 
@@ -89,7 +89,7 @@ def export(cfg: CellConfig, networks: list, data: TaskData, split: str, out: Pat
                 from data.real.openkbp import volume_from_slices, write_dose_csv
                 predict = predictor(net, task, data.volumes, cfg.batch_size, channels_last=cfg.profile.channels_last)
                 for case, rows in data.volumes.patients():
-                    dose = predict(rows) * np.asarray(data.volumes.dose_mask[rows])
+                    dose = as_submitted(predict(rows), np.asarray(data.volumes.dose_mask[rows]))
                     path = out / f"{case}.csv"
                     write_dose_csv(path, volume_from_slices(data.volumes.z[rows], dose))
                     written.append(path)

@@ -462,7 +462,8 @@ def test_the_paper_profiles_models_train_on_real_openkbp_slices_at_128px():
 def test_exported_openkbp_predictions_read_back_to_the_scores_reported(tmp_path):
     """benchmark.evaluate --export writes each test patient as the challenge's pt_N.csv; read back with
     the reader of dose.csv, the files give the dose and DVH scores the run reported (so the official
-    evaluator, fed the same files, scores the same predictions)."""
+    evaluator, fed the same files, scores the same predictions), negative predictions included: the
+    format keeps only doses above 0, and so do our scores."""
     import types
 
     import torch
@@ -471,9 +472,9 @@ def test_exported_openkbp_predictions_read_back_to_the_scores_reported(tmp_path)
     d = P.load("openkbp", require_openkbp_sample(), 32)
     task = d.spec.task("dose")
 
-    class Ramp(torch.nn.Module):     # a dose that varies over the slice, so the voxel order matters
-        def forward(self, x):
-            ramp = torch.linspace(0, 60 / task.scale, x.shape[-1]).expand(len(x), 1, x.shape[-2], x.shape[-1])
+    class Ramp(torch.nn.Module):     # a dose that varies over the slice (the voxel order matters) and
+        def forward(self, x):        # is negative in places (the challenge's format keeps only doses > 0)
+            ramp = torch.linspace(-20 / task.scale, 60 / task.scale, x.shape[-1]).expand(len(x), 1, x.shape[-2], x.shape[-1])
             return {"dose": ramp.contiguous()}
     cfg = types.SimpleNamespace(batch_size=16, profile=types.SimpleNamespace(channels_last=False))
     files = E.export(cfg, [([task], Ramp())], d, "test", tmp_path)

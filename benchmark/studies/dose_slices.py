@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark.evaluate import CellError, load_cell
-from benchmark.training.volumes import predictor
+from benchmark.training.volumes import as_submitted, predictor
 from data.base import DataError
 from data.openkbp import RAW_STRUCTURES       # the four segmented OARs
 
@@ -30,7 +30,7 @@ def error_by_slice_kind(volumes, task, predict) -> dict[str, float]:
     scores, zero = [], []
     for _, rows in volumes.patients():
         mask, ref = np.asarray(volumes.dose_mask[rows]), np.asarray(volumes.dose[rows], np.float64)
-        abs_err = np.abs(ref - predict(rows) * mask) * mask
+        abs_err = np.abs(ref - as_submitted(predict(rows), mask)) * mask
         oar = (np.asarray(volumes.structures[rows]) & oar_bits).reshape(len(ref), -1).any(1)
         for kind, sel in (("oar", oar), ("other", ~oar)):
             err[kind] += float(abs_err[sel].sum())
