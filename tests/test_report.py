@@ -577,3 +577,26 @@ def test_secondary_metrics_table_with_the_challenges_published_scores(tmp_path):
     primary_only = df[df["primary"]]
     write_report(write_csv(tmp_path, primary_only, "p.csv"), tmp_path / "p", plots=False)
     assert not (tmp_path / "p" / "secondary.md").exists()
+
+
+def test_extended_table_ablation_and_heatmap_from_architecture_by_weighting_rows(tmp_path):
+    """Rows beyond the paper's view (CTAN's ablations, a second weighting) go to extended.*, ablation.* and
+    the heat map; table2.* keeps exactly the paper's four methods under DWA, unchanged by the extra rows."""
+    base = metrics_rows()
+    extra = []
+    for method, weighting, shift in (("ctae_only", "dwa", -1.0), ("ctab_only", "dwa", 0.5), ("hps", "pcgrad", 2.0)):
+        rows = base[base["method"] == "ctan"].copy()
+        rows["method"], rows["weighting"] = method, weighting
+        rows.loc[rows["metric"] == "dice", "value"] += shift
+        extra.append(rows)
+    paper_only = base.assign(weighting=np.where(base["method"] == "stl", "none", "dwa"))
+    write_report(write_csv(tmp_path, paper_only, "p.csv"), tmp_path / "p", plots=False)
+    full = pd.concat([paper_only, *extra])
+    write_report(write_csv(tmp_path, full, "f.csv"), tmp_path / "f", plots=True)
+    out = tmp_path / "f"
+    assert (out / "table2.csv").read_text() == (tmp_path / "p" / "table2.csv").read_text()
+    ext = pd.read_csv(out / "extended.csv")
+    assert {"hps+pcgrad", "ctae_only+dwa", "ctab_only+dwa", "ctan+dwa", "stl"} <= set(ext["method"])
+    abl = pd.read_csv(out / "ablation.csv")
+    assert {"ctan", "ctae_only", "ctab_only", "mtan", "hps"} <= set(abl["method"])
+    assert (out / "heatmap.png").stat().st_size > 1000
