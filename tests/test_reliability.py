@@ -203,3 +203,14 @@ def test_a_validation_spike_warns_but_a_training_spike_stops():
     with pytest.raises(NonFiniteLoss, match="validation loss of task 'dose' is nan"):
         _check_losses("openkbp", 3, tasks, "validation", np.array([0.2, np.nan]), first, prof, 32)
     _check_losses("openkbp", 3, tasks, "validation", np.array([0.2, 0.05]), first, prof, 32)   # healthy: silent
+
+
+def test_weighting_is_an_axis_of_the_grid(tmp_path):
+    """--weighting (repeatable) joins --method: each (method, weighting) is its own cell, folder and CSV
+    rows; STL ignores the weighting and runs once."""
+    args = SMOKE + ["--method", "stl", "--method", "hps", "--weighting", "pcgrad", "--weighting", "uw",
+                    "--results", str(tmp_path), "--jobs", "1"]
+    assert reproduce.main(args) == 0
+    m = pd.read_csv(tmp_path / "metrics.csv")
+    assert set(zip(m["method"], m["weighting"])) == {("stl", "none"), ("hps", "pcgrad"), ("hps", "uw")}
+    assert (tmp_path / "report" / "extended.md").is_file()
