@@ -134,6 +134,7 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
         _write(out / "table2.csv", report.table.iloc[0:0], written)
         return written
     paper = load_paper_table() if compare_paper else None
+    normalized = normalize_metrics(df)      # once, not per group
     for group in groups:
         sfx = "" if len(groups) == 1 else f"_{group[0]}-{group[1]}"
         table = _in_group(report.table, group)
@@ -145,7 +146,7 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
         if ep is None or ep.empty:
             md_notes.append("no epochs.csv for this group: training curves and DWA weights not drawn")
         _write(out / f"table2{sfx}.csv", table.round(6), written)
-        secondary = secondary_table(_in_group(normalize_metrics(df), group))
+        secondary = secondary_table(_in_group(normalized, group))
         if len(secondary):
             _write(out / f"secondary{sfx}.csv", secondary.round(6), written)
             _write(out / f"secondary{sfx}.md", render_secondary_markdown(
