@@ -597,6 +597,9 @@ def test_extended_table_ablation_and_heatmap_from_architecture_by_weighting_rows
     assert (out / "table2.csv").read_text() == (tmp_path / "p" / "table2.csv").read_text()
     ext = pd.read_csv(out / "extended.csv")
     assert {"hps+pcgrad", "ctae_only+dwa", "ctab_only+dwa", "ctan+dwa", "stl"} <= set(ext["method"])
+    # one row per (dataset, method): STL, the baseline, is listed once per dataset and first
+    assert not ext.duplicated(["dataset", "method"]).any()
+    assert (ext.groupby("dataset", sort=False)["method"].first() == "stl").all()
     abl = pd.read_csv(out / "ablation.csv")
     assert {"ctan", "ctae_only", "ctab_only", "mtan", "hps"} <= set(abl["method"])
     assert (out / "heatmap.png").stat().st_size > 1000

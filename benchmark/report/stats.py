@@ -119,6 +119,7 @@ def _mean(values: Iterable[float]) -> float:
 def _ordered(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
     """Canonical names first in paper order, the rest in first-seen order."""
     seen = list(dict.fromkeys(values))
+    canonical = list(dict.fromkeys(canonical))  # a name listed twice is still one row
     return [v for v in canonical if v in seen] + [v for v in seen if v not in canonical]
 
 
@@ -308,7 +309,8 @@ def compute_report(df: pd.DataFrame, view: str = "paper") -> Report:
     """
     df = select_view(normalize_metrics(df), view)
     prim = df[df["primary"] & (df["split"] == "test")]
-    canonical = CANONICAL_METHODS if view == "paper" else (BASELINE, *variant_order(prim["method"]))
+    canonical = CANONICAL_METHODS if view == "paper" else (
+        BASELINE, *variant_order(prim.loc[prim["method"] != BASELINE, "method"]))
     counts = prim.groupby(["profile", "data_source", "dataset"])["task"].nunique()
     n = int(counts.max()) if len(counts) else PAPER_TASKS
     rows: list[dict] = []
