@@ -117,6 +117,29 @@ def test_every_weighting_is_registered_named_and_checkpointable():
             parse(bad)
 
 
+@pytest.mark.parametrize("name", list(WEIGHTINGS))
+def test_every_weighting_steps_through_a_bfloat16_autocast_graph(name):
+    """The quick, realcpu and paper profiles train under bf16 autocast: every weighting's step must
+    work there (a vmapped task Jacobian failed on a bf16 convolution) and give finite gradients."""
+    torch.manual_seed(0)
+    encoder = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU())
+    heads = nn.ModuleList([nn.Conv2d(4, 1, 1), nn.Conv2d(4, 1, 1)])
+    x, ys = torch.randn(4, 1, 8, 8), [torch.randn(4, 1, 8, 8), torch.randn(4, 1, 8, 8)]
+    w = build_weighting(name, 2)
+    w.start_epoch(0)
+
+    def losses():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            rep = encoder(x)
+            return torch.stack([F.mse_loss(h(rep).float(), y) for h, y in zip(heads, ys)])
+
+    w.step(losses(), list(encoder.parameters()), list(heads.parameters()))
+    w.after_step(losses)
+    for p in [*encoder.parameters(), *heads.parameters()]:
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
+    assert any(p.grad.abs().sum() > 0 for p in encoder.parameters())
+
+
 # ----------------------------------------------------------------------------- LibMTL cross-check
 def _libmtl():
     """LibMTL 1.1.5 on current torch: its resnet module imports torchvision.models.utils, which

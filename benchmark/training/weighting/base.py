@@ -61,10 +61,17 @@ def task_jacobians(losses: torch.Tensor, params: list[nn.Parameter]) -> None:
 
     Not ``mtl_backward``: it differentiates to a set of features that must cut the graph, and a
     U-Net's skips are nested (stage 4 is computed from stage 1): its feature gradients would count
-    the path through later stages twice."""
+    the path through later stages twice.
+
+    One task at a time (``parallel_chunk_size=1``: K ordinary backward passes, the graph kept
+    between them), not torchjd's default vmap over the K tasks: a vmapped backward through a
+    bfloat16-autocast graph (the quick, realcpu and paper profiles train with ``amp``) fails in
+    torch 2.14 ("expected scalar type BFloat16 but found Float"), and torch's ``MemTracker`` can
+    follow ordinary passes but not vmapped ones. Cost: docs/methods.md, "Cost"."""
     from torchjd.autojac import backward
 
-    backward(list(losses.float().unbind()), inputs=[p for p in params if p.requires_grad])
+    backward(list(losses.float().unbind()), inputs=[p for p in params if p.requires_grad],
+             parallel_chunk_size=1)
 
 
 def sum_rows(params: list[nn.Parameter]) -> None:
