@@ -188,8 +188,8 @@ def step_peak_bytes(net: nn.Module, tasks, batch: Batch, profile: Profile, devic
             warnings.simplefilter("ignore")
             with tracker:
                 step(batch)
-    except NotImplementedError:  # a gradient weighting's vmapped backward: MemTracker cannot follow it
-        return float("nan"), "not measurable (vmap)"
+    except NotImplementedError:  # an operation MemTracker cannot follow (e.g. a vmapped backward)
+        return float("nan"), "not measurable (MemTracker)"
     return max(s["Total"] for s in tracker.get_tracker_snapshot("peak").values()), "MemTracker"
 
 
@@ -324,11 +324,18 @@ def ratios(df: pd.DataFrame) -> dict[str, float]:
     return out
 
 
+# Weightings whose step is the bare step's one backward of a weighted loss sum: the suite-vs-bare target
+# measures the loop's overhead for them; any other weighting's extra work is its own cost (vs DWA).
+PLAIN_STEP = ("none", "ew", "dwa", "rlw", "gls", "uw")
+
+
 def targets(df: pd.DataFrame, r: dict[str, float]) -> list[str]:
     """The issue's targets, each with its measured value and ok / MISSED."""
     by = df.set_index("method")
     mark = lambda ok: "ok" if ok else "MISSED"  # noqa: E731
+    plain = set(df["weighting"]) <= set(PLAIN_STEP)
     lines = [f"{m}: suite step {v:.2f}x the bare step (target <= 1.11, i.e. >= 0.9x its speed): {mark(v <= 1 / 0.9)}"
+             if plain else f"{m}: suite step {v:.2f}x the bare step (the weighting's own cost; no target)"
              for m, v in by["overhead_ratio"].items()]
     for m in ("mtan", "ctan"):
         if m in by.index and "hps" in by.index:
@@ -365,8 +372,9 @@ def markdown(df: pd.DataFrame, header: str, paper: pd.DataFrame | None) -> str:
             mem = mtl.pivot_table(index=["variant", "method"], columns="weighting", values="peak_memory_mb",
                                   sort=False, dropna=False)
             jac = mtl.pivot_table(index=["variant", "method"], columns="weighting", values="jacobian_mb", sort=False)
-            lines += ["", "Peak memory of a step (MB; MemTracker cannot follow a gradient weighting's vmapped "
-                      "backward: n/a there):", "", mem.round(0).to_markdown(),
+            lines += ["", "Peak memory of a step (MB; MemTracker: parameters, gradients, Adam moments, "
+                      "activations, temporaries and a gradient weighting's task Jacobian; n/a where it "
+                      "could not follow the step):", "", mem.round(0).to_markdown(),
                       "", "Size of the task Jacobian a gradient weighting holds (MB: tasks x shared parameters "
                       "x 4 bytes), on top of a loss weighting's step:", "", jac.round(0).to_markdown()]
     if df["variant"].nunique() > 1 and "fp32" in set(df["variant"]):
