@@ -59,8 +59,8 @@ def load_cell(cell_dir: Path, data_root: str | None = None) -> tuple[CellConfig,
         name = "joint" if len(networks) == 1 else tasks[0].name
         path = cell_dir / "checkpoints" / name / SELECTED
         if not path.is_file():
-            raise CellError(f"{path}: no selected weights (the cell ran before checkpoints were kept, or was "
-                            f"stored elsewhere)")
+            raise CellError(f"{path}: no selected weights (the cell ran with --no-weights or before "
+                            f"checkpoints were kept, or was stored elsewhere)")
         net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
         net.eval()
     return cfg, networks, data

@@ -207,10 +207,26 @@ def test_a_validation_spike_warns_but_a_training_spike_stops():
 
 def test_weighting_is_an_axis_of_the_grid(tmp_path):
     """--weighting (repeatable) joins --method: each (method, weighting) is its own cell, folder and CSV
-    rows; STL ignores the weighting and runs once."""
+    rows; STL ignores the weighting and runs once. Under bf16 autocast, as the quick profile trains."""
     args = SMOKE + ["--method", "stl", "--method", "hps", "--weighting", "pcgrad", "--weighting", "uw",
-                    "--results", str(tmp_path), "--jobs", "1"]
+                    "--set", "amp=true", "--results", str(tmp_path), "--jobs", "1"]
     assert reproduce.main(args) == 0
     m = pd.read_csv(tmp_path / "metrics.csv")
     assert set(zip(m["method"], m["weighting"])) == {("stl", "none"), ("hps", "pcgrad"), ("hps", "uw")}
     assert (tmp_path / "report" / "extended.md").is_file()
+
+
+def test_no_weights_stores_the_cell_without_its_checkpoints(tmp_path, capsys):
+    """--no-weights (the extended grid's 848 cells would keep ~60 GB of weights): the stored cell has
+    its metrics and no checkpoint; a re-run skips it; re-scoring it says why it cannot."""
+    from benchmark import evaluate
+
+    args = SMOKE + ["--method", "hps", "--no-weights", "--no-report", "--results", str(tmp_path), "--jobs", "1"]
+    assert reproduce.main(args) == 0
+    cell = store.cell_dir(tmp_path, "smoke", "synthetic", "stoic", "hps", 0, "dwa")
+    assert store.is_finished(cell) and not (cell / "checkpoints").exists()
+    before = (cell / "metrics.csv").read_text()
+    assert reproduce.main(args) == 0 and (cell / "metrics.csv").read_text() == before
+    assert "1 cell(s) already finished" in capsys.readouterr().out
+    assert evaluate.main([str(cell)]) == 2
+    assert "--no-weights" in capsys.readouterr().err

@@ -87,6 +87,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "the last save (0: every epoch); a re-run resumes an interrupted cell from it (default 120)")
     p.add_argument("--keep-last", action="store_true",
                    help="keep each network's final training state (last.pt) beside its selected weights")
+    p.add_argument("--no-weights", action="store_true",
+                   help="delete a cell's checkpoints once it is stored (saves ~70 MB per ResNet-18 cell; "
+                        "python -m benchmark.evaluate cannot re-score such a cell)")
     p.add_argument("--no-tensorboard", action="store_true",
                    help="no TensorBoard curves (default: runs/.../seed<k>/tensorboard/, tensorboard --logdir results/runs)")
     p.add_argument("--force", action="store_true", help="recompute finished cells")
@@ -120,7 +123,7 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
     slurm = SlurmOptions(args.slurm_queue, args.slurm_walltime, args.slurm_memory, args.slurm_cores,
                          args.slurm_gpus, args.slurm_account)
     return Execution(args.backend, jobs, devices, args.scheduler, args.cluster, slurm, args.checkpoint_every,
-                     args.keep_last, not args.no_tensorboard)
+                     keep_last=args.keep_last, keep_weights=not args.no_weights, tensorboard=not args.no_tensorboard)
 
 
 def main(argv: list[str] | None = None) -> int:

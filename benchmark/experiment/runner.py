@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 import time
 import traceback
@@ -178,6 +179,8 @@ def run_and_store(cfg: CellConfig, results: str, execution: Execution = Executio
             return Outcome(cfg, "failed", message, time.perf_counter() - start)
         try:
             store.write_cell(directory, metrics, epochs, meta)
+            if not execution.keep_weights:  # stored: the metrics no longer need the weights
+                shutil.rmtree(directory / "checkpoints", ignore_errors=True)
         except OSError as exc:
             return Outcome(cfg, "failed", f"trained but could not be stored: {store.describe(directory, exc)}",
                            time.perf_counter() - start)
