@@ -119,7 +119,6 @@ def _mean(values: Iterable[float]) -> float:
 def _ordered(values: Iterable[str], canonical: Sequence[str]) -> list[str]:
     """Canonical names first in paper order, the rest in first-seen order."""
     seen = list(dict.fromkeys(values))
-    canonical = list(dict.fromkeys(canonical))  # a name listed twice is still one row
     return [v for v in canonical if v in seen] + [v for v in seen if v not in canonical]
 
 
