@@ -26,7 +26,7 @@ METRIC_COLUMNS = ["dataset", "method", "weighting", "seed", "task", "task_index"
                   "higher_is_better", "primary", "split", "data_source", "profile", "image_size"]
 EPOCH_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "network", "epoch", "task",
                  "train_loss", "loss_weight", "val_loss", "val_metric", "val_value", "selection_rule",
-                 "selection_score", "selected", "seconds"]
+                 "selection_reference", "selection_score", "selected", "seconds", "warning"]
 FAILURE_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "error"]
 MIN_FREE_MB = 64  # below this a results folder is refused before training: a cell's files need less
 

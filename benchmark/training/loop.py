@@ -74,19 +74,70 @@ def _check_losses(where: str, epoch: int, tasks, kind: str, now: np.ndarray, fir
         raise Diverged(f"{where}: {kind} loss of task {t.name!r} in epoch {epoch} is {why}: the run diverged {hint}")
 
 
-SELECTION_RULE = "mean_relative_val_loss"  # recorded in epochs.csv beside each epoch's score
+SELECTION_RULE = "mean_val_loss_over_trivial"  # recorded in epochs.csv beside each epoch's score
+# Eval-mode validation loss this many times the epoch's training loss: evaluation is suspect (stale
+# or biased BatchNorm statistics, a numerically fragile head). Measured on the committed real
+# OpenKBP row: healthy STL/HPS epochs have val/train ratios 0.64-1.75; the epochs that the biased
+# recalibration broke had 7.3-411. 5 leaves room for overfitting on small data and flags those.
+EVAL_GAP_FACTOR = 5.0
 
 
-def selection_score(val_losses: np.ndarray, first_val_losses: np.ndarray) -> float:
+def selection_score(val_losses: np.ndarray, reference_losses: np.ndarray) -> float:
     """Model-selection criterion of one epoch (lower is better): the mean over tasks of each task's
-    validation loss divided by its validation loss after the first epoch.
+    validation loss divided by its reference, the validation loss of a trivial prediction
+    (:func:`trivial_losses`).
 
     Every task counts equally whatever the scale of its loss (a dose L1 on a 1/70 Gy scale is
     ~0.03 beside a combo loss of ~0.2: in a raw sum it would not count), and the same rule serves
-    STL (one task: the lowest validation loss) and every MTL method. docs/reproduction.md.
+    STL (one task: the lowest validation loss) and every MTL method. The reference is a constant of
+    the data, so a spiked epoch cannot distort it (the epoch-0 validation loss, used before, made a
+    task whose first epoch spiked count 3-5x less). docs/reproduction.md, "Model selection".
     """
-    first = np.maximum(np.asarray(first_val_losses, dtype=np.float64), np.finfo(np.float64).tiny)
-    return float(np.mean(np.asarray(val_losses, dtype=np.float64) / first))
+    ref = np.maximum(np.asarray(reference_losses, dtype=np.float64), np.finfo(np.float64).tiny)
+    return float(np.mean(np.asarray(val_losses, dtype=np.float64) / ref))
+
+
+def _trivial_output(task: TaskSpec, train: Split, like: torch.Tensor) -> torch.Tensor:
+    """The constant prediction of ``task`` learnt from the training targets alone: the class prior
+    as logits (segmentation, classes), the prevalence as a logit (binary), the mean target
+    (regression, in the loss's scale)."""
+    y = np.asarray(train.targets[task.name])
+    if task.target == "regression":
+        return torch.full_like(like, float(y.mean()) / task.scale)
+    counts = np.bincount(y.reshape(-1).astype(np.int64), minlength=max(task.num_outputs, 2)).astype(np.float64)
+    prior = (counts + 1.0) / (counts.sum() + len(counts))  # add-one: a class absent from training stays finite
+    if task.target == "binary":
+        return torch.full_like(like, float(np.log(prior[1] / prior[0])))
+    logits = torch.as_tensor(np.log(prior[:task.num_outputs]), dtype=like.dtype)
+    return logits.view(1, -1, *([1] * (like.ndim - 2))).expand_as(like).contiguous()
+
+
+def trivial_losses(tasks: tuple[TaskSpec, ...], train: Split, val: Split, losses: dict,
+                   batch_size: int) -> np.ndarray:
+    """Each task's validation loss (batch-weighted, as :func:`evaluate` averages it) of the
+    trivial prediction :func:`_trivial_output`: the selection score's per-task reference."""
+    out = np.zeros(len(tasks))
+    for k, t in enumerate(tasks):
+        total, count = 0.0, 0
+        for start in range(0, len(val), batch_size):
+            y = torch.from_numpy(np.ascontiguousarray(val.targets[t.name][start:start + batch_size]))
+            n = len(y)
+            shape = {"segmentation": (n, t.num_outputs, *y.shape[1:]), "regression": tuple(y.shape),
+                     "multiclass": (n, t.num_outputs), "binary": (n, 1)}[t.target]
+            pred = _trivial_output(t, train, torch.empty(shape))
+            total += float(losses[t.name](pred, y)) * n
+            count += n
+        out[k] = total / max(count, 1)
+    return out
+
+
+def eval_gap_warning(tasks: tuple[TaskSpec, ...], train_losses: np.ndarray, val_losses: np.ndarray) -> str:
+    """One line naming every task whose eval-mode validation loss is more than
+    :data:`EVAL_GAP_FACTOR` times its training loss, with the two numbers; "" when none is."""
+    parts = [f"{t.name}: validation loss {v:.4g} is {v / tr:.1f}x its training loss {tr:.4g}"
+             for t, tr, v in zip(tasks, train_losses, val_losses)
+             if np.isfinite(v) and tr > 0 and v > EVAL_GAP_FACTOR * tr]
+    return "; ".join(parts)
 
 
 @dataclass
@@ -163,19 +214,37 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
     return (sums / max(steps, 1)).cpu().numpy(), (weight_sums / max(steps, 1)).numpy(), waiting
 
 
+RECALIBRATION_STREAM = 0xB2  # the recalibration generator's own stream: never the training generator
+
+
+def recalibration_rng(seed: int, epoch: int) -> np.random.Generator:
+    """The generator of an epoch's recalibration batches: a function of (seed, epoch) alone, so the
+    training batch order is untouched and a resumed cell draws the same batches."""
+    return np.random.default_rng([seed, epoch, RECALIBRATION_STREAM])
+
+
 def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_batches: int,
-                          device: torch.device | str = "cpu", channels_last: bool = False) -> None:
+                          device: torch.device | str = "cpu", channels_last: bool = False,
+                          rng: np.random.Generator | None = None) -> None:
     """Re-estimate every BatchNorm's running statistics for the current weights ("precise BN"):
-    a cumulative average over the first ``max_batches`` training batches, no gradients.
+    a cumulative average over ``max_batches`` batches drawn *shuffled from the whole training split*
+    (``rng``: :func:`recalibration_rng`), no gradients.
 
     After a few hundred steps at a high learning rate the running averages (momentum 0.1) lag the
     weights; evaluation then sees statistics of older weights. Measured on the quick profile
     (Prostate CTAN, seed 0): test dice 40.2 % and dose MAE 29.6 Gy with the running averages,
     69.1 % and 3.7 Gy after recalibration, for the same weights.
+
+    The batches must be shuffled: real splits are sorted (OpenKBP by patient and slice), and the
+    first batches in file order are a few patients' neighbouring slices, whose variance is a
+    within-patient variance; in eval mode that error multiplies through the encoder (CTAN's
+    validation dose MAE on the OpenKBP sample: 485 Gy from the first 8 batches, 1.44 Gy from 8
+    shuffled ones; docs/reproduction.md, "precise BN").
     """
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms or max_batches <= 0:
         return
+    rng = rng if rng is not None else np.random.default_rng(RECALIBRATION_STREAM)
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
@@ -183,7 +252,8 @@ def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_bat
     was_training = net.training
     net.train()
     with torch.no_grad():
-        for k, batch in enumerate(batches(split, batch_size, device=device, channels_last=channels_last)):
+        for k, batch in enumerate(batches(split, batch_size, shuffle=True, rng=rng, device=device,
+                                          channels_last=channels_last)):
             if k >= max_batches:
                 break
             net(batch["image"])
@@ -210,6 +280,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     opt = make_optimizer(net, profile, weighter.learnable())
     rng = np.random.default_rng(seed)
     train, val = data.splits["train"], data.splits["val"]
+    reference = trivial_losses(tasks, train, val, losses, batch_size)
     best = (np.inf, -1, None, None)
     first_train: np.ndarray | None = None
     first_val: np.ndarray | None = None
@@ -246,13 +317,18 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         first_train = mean_losses if first_train is None else first_train
         _check_losses(data.spec.name, epoch, tasks, "training", mean_losses, first_train, profile, batch_size)
         weighter.end_epoch(mean_losses)
-        recalibrate_batchnorm(net, train, batch_size, profile.bn_recalibration_batches, device, profile.channels_last)
+        recalibrate_batchnorm(net, train, batch_size, profile.bn_recalibration_batches, device, profile.channels_last,
+                              rng=recalibration_rng(seed, epoch))
         val_res = evaluate(net, tasks, val, batch_size, device, losses, profile.channels_last)
         val_losses = np.array([val_res[t.name]["loss"] for t in tasks])
         first_val = val_losses if first_val is None else first_val
         _check_losses(data.spec.name, epoch, tasks, "validation", val_losses, first_val, profile, batch_size)
         check_metrics(val_res, tasks, f"{data.spec.name}, validation after epoch {epoch}")
-        score = selection_score(val_losses, first_val)
+        score = selection_score(val_losses, reference)
+        gap = eval_gap_warning(tasks, mean_losses, val_losses)
+        if gap:  # evaluation looks broken, not the training: say so, never silently
+            warnings.warn(f"{data.spec.name}, epoch {epoch}: {gap} (eval-mode statistics suspect; "
+                          f"this epoch stays selectable)", stacklevel=2)
         if score < best[0]:
             state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             best, changed = (score, epoch, state, val_res), True
@@ -263,8 +339,9 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
             rows.append({"epoch": epoch, "task": t.name, "train_loss": float(mean_losses[k]),
                          "loss_weight": float(weights[k]), "val_loss": val_res[t.name]["loss"],
                          "val_metric": t.metric, "val_value": val_res[t.name][t.metric],
-                         "selection_rule": SELECTION_RULE, "selection_score": score,
-                         "selected": False, "seconds": seconds})
+                         "selection_rule": SELECTION_RULE, "selection_reference": float(reference[k]),
+                         "selection_score": score, "selected": False, "seconds": seconds,
+                         "warning": gap})
         if checkpoints is not None and epoch < profile.epochs - 1 and checkpoints.due():
             checkpoints.save(training_state(epoch), {"epoch": best[1], "model": best[2]} if changed else None)
             changed = False
