@@ -11,6 +11,7 @@ from benchmark.experiment.cell import resolve_config
 from benchmark.experiment.parallel import Execution, SlurmOptions
 from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, load_profile_file,
                                            parse_settings, with_overrides)
+from benchmark.experiment.precision import resolve_precision
 from data import DATASETS
 from data.base import DataError
 from data.prepare import SOURCES, resolve_source
@@ -106,18 +107,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def resolve_profile(args: argparse.Namespace) -> Profile:
-    """The profile a run uses: --profile or --profile-file, then --threads and --set applied."""
+def resolve_profile(args: argparse.Namespace, note=print) -> Profile:
+    """The profile a run uses: --profile or --profile-file, then --threads and --set applied, then
+    the precision this machine can train it in (``precision.resolve_precision``: bf16 only on a
+    CPU that has it; ``note`` prints the one line saying so)."""
     profile = load_profile_file(args.profile_file) if args.profile_file else get_profile(args.profile)
     settings = parse_settings(args.settings)
     if args.threads is not None:
         settings.setdefault("threads", str(args.threads))
-    return with_overrides(profile, settings)
+    profile = with_overrides(profile, settings)
+    profile, message = resolve_precision(profile, _devices(args), explicit_amp="amp" in settings)
+    if message:
+        note(message)
+    return profile
+
+
+def _devices(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(d.strip() for d in (args.devices or args.device).split(",") if d.strip())
 
 
 def execution_from_args(args: argparse.Namespace) -> Execution:
     """Where the cells run: jobs default to one per core on a CPU and one per device otherwise."""
-    devices = tuple(d.strip() for d in (args.devices or args.device).split(",") if d.strip())
+    devices = _devices(args)
     on_cpu = all(d == "cpu" for d in devices)
     jobs = args.jobs or ((os.cpu_count() or 1) if on_cpu else len(devices))
     slurm = SlurmOptions(args.slurm_queue, args.slurm_walltime, args.slurm_memory, args.slurm_cores,

@@ -29,6 +29,33 @@ class NonFiniteLoss(RuntimeError):
     """A task loss became NaN or infinite: training stops with the task and epoch named."""
 
 
+class NonFiniteGradient(RuntimeError):
+    """A gradient of the first steps is NaN or infinite: stopped with the parameter, the precision
+    and the device named, before the optimiser writes it into the weights."""
+
+
+GRADIENT_CHECK_STEPS = 3  # steps of a network's first epoch (in this process) whose gradients are checked
+
+
+def check_gradients(net: nn.Module, where: str, epoch: int, step: int, amp: bool,
+                    device: torch.device) -> None:
+    """Raise :class:`NonFiniteGradient` naming the first parameter with a non-finite gradient. One
+    fused norm over every gradient and one device sync: cheap enough for a few steps, and an
+    all-finite check where it matters (a non-finite gradient also has a non-finite norm)."""
+    named = [(n, p.grad) for n, p in net.named_parameters() if p.grad is not None]
+    if not named:
+        return
+    norms = torch.stack(torch._foreach_norm([g.float() for _, g in named]))
+    finite = torch.isfinite(norms).cpu().numpy()
+    if finite.all():
+        return
+    name = named[int(np.argmin(finite))][0]
+    precision = "bf16 autocast" if amp else "fp32"
+    fix = "retry with --set amp=false (fp32)" if amp else "check the data and lower the learning rate"
+    raise NonFiniteGradient(f"{where}: the gradient of {name} is not finite at step {step} of epoch {epoch} "
+                            f"({precision} on {device}); {fix}")
+
+
 class Diverged(RuntimeError):
     """A run whose losses exploded or whose metrics left their possible range: stopped, task and
     epoch named, so that absurd numbers are never stored as a finished cell."""
@@ -172,7 +199,8 @@ def make_optimizer(net: nn.Module, profile: Profile, extra: list[nn.Parameter] =
 def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losses: dict, opt: torch.optim.Optimizer,
                 weighting: Weighting, batch_size: int, rng: np.random.Generator,
                 device: torch.device | str = "cpu", amp: bool = False,
-                channels_last: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+                channels_last: bool = False, check_steps: int = 0, where: str = "",
+                epoch: int = 0) -> tuple[np.ndarray, np.ndarray, float]:
     """One epoch of multi-task steps, the task losses turned into gradients by ``weighting`` (DWA's
     weighted sum Σ_k λ_k L_k by default; gradient methods take each task's gradient of the shared
     parameters through the model's boundary features).
@@ -181,7 +209,8 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
     task, and the seconds spent waiting for batches. Losses are summed on the device and read once
     per epoch: no per-step synchronisation. ``amp`` runs forward and loss under bfloat16 autocast
     (CPUs with AVX-512 BF16, GPUs; weights, optimiser and losses stay float32, no loss scaling is
-    needed for bf16); ``channels_last`` feeds NHWC images.
+    needed for bf16); ``channels_last`` feeds NHWC images. The gradients of the first
+    ``check_steps`` steps are checked (:func:`check_gradients`).
     """
     device = torch.device(device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)
@@ -207,6 +236,8 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
         step_losses = task_losses()
         opt.zero_grad(set_to_none=True)
         weight_sums += weighting.step(step_losses, shared, others).cpu()
+        if steps < check_steps:
+            check_gradients(net, where, epoch, steps, amp, device)
         opt.step()
         weighting.after_step(task_losses)  # FAMO re-evaluates the batch; the others ignore it
         sums += step_losses.detach()
@@ -313,7 +344,9 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         start = time.perf_counter()
         weighter.start_epoch(epoch)
         mean_losses, weights, _ = train_epoch(net, tasks, train, losses, opt, weighter, batch_size, rng, device,
-                                              profile.amp, profile.channels_last)
+                                              profile.amp, profile.channels_last,
+                                              GRADIENT_CHECK_STEPS if epoch == start_epoch else 0,
+                                              data.spec.name, epoch)
         first_train = mean_losses if first_train is None else first_train
         _check_losses(data.spec.name, epoch, tasks, "training", mean_losses, first_train, profile, batch_size)
         weighter.end_epoch(mean_losses)
