@@ -28,11 +28,11 @@ import torch
 from benchmark.experiment import store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.profiles import Profile
-from benchmark.experiment.runner import metric_rows
+from benchmark.experiment.runner import case_rows, metric_rows
 from benchmark.training.batches import batches
 from benchmark.training.checkpoint import SELECTED
-from benchmark.training.evaluation import evaluate
-from benchmark.training.volumes import as_submitted, evaluate_volumes, predictor
+from benchmark.training.scoring import score
+from benchmark.training.volumes import as_submitted, predictor
 from data.base import DataError, TaskData
 from models.registry import build_model
 
@@ -66,16 +66,16 @@ def load_cell(cell_dir: Path, data_root: str | None = None) -> tuple[CellConfig,
     return cfg, networks, data
 
 
-def reevaluate(cfg: CellConfig, networks: list, data: TaskData, split: str) -> list[dict]:
-    """The cell's metric rows on ``split``, computed as the runner computes them."""
+def reevaluate(cfg: CellConfig, networks: list, data: TaskData, split: str,
+               cases: list | None = None) -> list[dict]:
+    """The cell's metric rows on ``split``, computed as the runner computes them
+    (``scoring.score``); its per-case rows appended to ``cases`` when given."""
     rows = []
     for tasks, net in networks:
-        res = evaluate(net, tasks, data.splits[split], cfg.batch_size, channels_last=cfg.profile.channels_last)
-        for task in tasks:
-            if split == "test" and task.dvh and data.volumes is not None:
-                res[task.name].update(evaluate_volumes(net, task, data.volumes, cfg.batch_size,
-                                                       channels_last=cfg.profile.channels_last))
+        res, net_cases = score(net, tasks, data, split, cfg.batch_size, channels_last=cfg.profile.channels_last)
         rows += metric_rows(cfg, data.spec, tasks, res, split, all_metrics=True)
+        if cases is not None:
+            cases += case_rows(cfg, net_cases, split)
     return rows
 
 
@@ -123,16 +123,18 @@ def main(argv: list[str] | None = None) -> int:
     except (CellError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows = reevaluate(cfg, networks, data, args.split)
+    cases: list[dict] = []
+    rows = reevaluate(cfg, networks, data, args.split, cases)
     table = pd.DataFrame(rows)
     store.atomic_write(cell / f"evaluation_{args.split}.csv", table.to_csv(index=False))
+    store.atomic_write(cell / f"cases_{args.split}.csv", pd.DataFrame(cases, columns=store.CASE_COLUMNS).to_csv(index=False))
     stored = pd.read_csv(cell / "metrics.csv") if store.is_finished(cell) else pd.DataFrame(columns=table.columns)
     key = ["task", "metric", "split"]
     both = table.merge(stored[key + ["value"]], on=key, how="left", suffixes=("", "_stored"))
     for r in both.itertuples():
         was = "" if pd.isna(r.value_stored) else f"   stored {r.value_stored:.6g}"
         print(f"{r.task:14s} {r.metric:18s} {r.value:12.6g}{was}")
-    print(f"wrote {cell / f'evaluation_{args.split}.csv'}")
+    print(f"wrote {cell / f'evaluation_{args.split}.csv'} and {cell / f'cases_{args.split}.csv'}")
     if args.export:
         files = export(cfg, networks, data, args.split, Path(args.export))
         print(f"exported {len(files)} file(s) to {args.export}")

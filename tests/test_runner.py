@@ -57,6 +57,31 @@ def test_smoke_grid_fills_the_long_csv(smoke_grid):
     assert '"parameters"' in meta and '"wall_seconds"' in meta and '"config_hash"' in meta
 
 
+def test_every_test_metric_is_recomputed_exactly_from_the_cases(smoke_grid):
+    """cases.csv (issue 23): one row per (cell, case, task, metric[, part]); every set-level test
+    metric of every cell (Dice, MAE, dose score, accuracy, balanced accuracy, macro F1, AUC) is
+    recomputed from it to float precision."""
+    from benchmark.report.cases import case_metric, load_cases
+
+    results, _ = smoke_grid
+    metrics = pd.read_csv(results / "metrics.csv")
+    cases = load_cases(results / "cases.csv")
+    assert list(cases.columns) == store.CASE_COLUMNS and set(cases.split) == {"test"}
+    test = metrics[metrics.split == "test"]
+    grouped = dict(tuple(cases.groupby(["dataset", "method", "seed", "task"])))
+    checked = set()
+    for r in test.itertuples():
+        rows = grouped[(r.dataset, r.method, r.seed, r.task)]
+        got = case_metric(rows, r.metric).value
+        assert got == pytest.approx(r.value, rel=1e-6, abs=1e-9, nan_ok=True), (r.dataset, r.method, r.task, r.metric)
+        checked.add(r.metric)
+    assert checked == {"dice", "mae", "dose_score", "accuracy", "balanced_accuracy", "macro_f1", "auc"}
+    one = grouped[("ham10000", "hps", 0, "diagnosis")]
+    n_test = get_profile("smoke").synthetic_sizes[2]
+    assert one[one.metric == "label"].case.nunique() == n_test            # every test image once
+    assert (one.metric == "logit").sum() == n_test * DATASETS["ham10000"].spec.task("diagnosis").num_outputs
+
+
 def test_rerun_skips_finished_cells_and_force_recomputes(smoke_grid, capsys):
     results, _ = smoke_grid
     marker = store.cell_dir(results, "smoke", "synthetic", "stoic", "hps", 0) / "metrics.csv"

@@ -20,11 +20,10 @@ import torch
 from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.parallel import Execution, execute, lease_device
-from benchmark.training.evaluation import evaluate
 from benchmark.experiment.live import EpochLog
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.loop import TrainResult, check_metrics, train_network
-from benchmark.training.volumes import evaluate_volumes
+from benchmark.training.scoring import score
 from benchmark.training.weighting.catalog import DEFAULT, NONE
 from data.spec import METRICS
 from models.base import count_parameters
@@ -77,6 +76,13 @@ def metric_rows(cfg: CellConfig, spec, tasks, results: dict, split: str, all_met
     return rows
 
 
+def case_rows(cfg: CellConfig, cases: list[dict], split: str) -> list[dict]:
+    """Rows of cases.csv: the cell's keys before each per-case row (``scoring.score``)."""
+    keys = {"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting, "seed": cfg.seed,
+            "data_source": cfg.data_source, "profile": cfg.profile.label, "split": split}
+    return [{**keys, **c} for c in cases]
+
+
 def enable_determinism() -> None:
     """Deterministic kernels everywhere (docs/scaling.md: what differs on GPU and how to pin it)."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
@@ -86,7 +92,8 @@ def enable_determinism() -> None:
 
 def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, directory: Path | None = None,
              execution: Execution | None = None) -> tuple[list[dict], list[dict], dict]:
-    """Train and evaluate one cell; returns (metric rows, epoch rows, metadata). With the cell's
+    """Train and evaluate one cell; returns (metric rows, epoch rows, metadata; the test split's
+    per-case rows in ``metadata["cases"]``, which the store writes as cases.csv). With the cell's
     ``directory`` it checkpoints each network (resuming a saved state, skipping a finished network)
     and, if the execution asks, writes TensorBoard curves there."""
     execution = execution or Execution()
@@ -98,16 +105,13 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
     np.random.seed(cfg.seed)
     spec = data.spec
     model = build_model(cfg.method, spec.tasks, cfg.profile.backbone, cfg.profile.pretrained, spec.in_channels)
-    rows, epoch_rows, selected = [], [], {}
+    rows, epoch_rows, selected, cases = [], [], {}, []
     networks = model.networks()
     for k, (tasks, net) in enumerate(networks):
         network = "joint" if len(networks) == 1 else tasks[0].name
         res = _train(net, tasks, data, cfg, k, device, progress, directory, network, execution)
-        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, device, channels_last=cfg.profile.channels_last)
-        for task in tasks:  # OpenKBP's own scores on whole test patients replace the slice-level dose score
-            if task.dvh and data.volumes is not None:
-                test[task.name].update(evaluate_volumes(net, task, data.volumes, cfg.batch_size, device,
-                                                        cfg.profile.channels_last))
+        test, test_cases = score(net, tasks, data, "test", cfg.batch_size, device, cfg.profile.channels_last)
+        cases += case_rows(cfg, test_cases, "test")
         check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} seed {cfg.seed}, test split")
         selected[network] = res.best_epoch
         rows += metric_rows(cfg, spec, tasks, test, "test", all_metrics=True)
@@ -124,7 +128,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
             "data": {"source": data.source, "description": data.description, "counts": data.counts(),
                      "volume_patients": len(data.volumes.patients()) if data.volumes is not None else 0},
             "versions": _versions(), "deterministic": torch.are_deterministic_algorithms_enabled(),
-            "host": platform.node(), "threads": torch.get_num_threads()}
+            "host": platform.node(), "threads": torch.get_num_threads(), "cases": cases}
     return rows, epoch_rows, meta
 
 

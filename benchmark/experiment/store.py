@@ -27,6 +27,8 @@ METRIC_COLUMNS = ["dataset", "method", "weighting", "seed", "task", "task_index"
 EPOCH_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "network", "epoch", "task",
                  "train_loss", "loss_weight", "val_loss", "val_metric", "val_value", "selection_rule",
                  "selection_reference", "selection_score", "selected", "seconds", "warning"]
+CASE_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "split", "task", "case",
+                "metric", "part", "value", "weight"]
 FAILURE_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "error"]
 MIN_FREE_MB = 64  # below this a results folder is refused before training: a cell's files need less
 
@@ -82,7 +84,10 @@ def stored_hash(directory: Path) -> str | None:
 
 
 def write_cell(directory: Path, metrics: list[dict], epochs: list[dict], meta: dict) -> None:
-    """Store a finished cell; ``metrics.csv`` goes last and marks it finished."""
+    """Store a finished cell; ``metrics.csv`` goes last and marks it finished. The per-case rows
+    (``meta["cases"]``) go to ``cases.csv``, not into cell.json."""
+    meta = dict(meta)
+    atomic_write(directory / "cases.csv", _csv_text(meta.pop("cases", []), CASE_COLUMNS))
     atomic_write(directory / "epochs.csv", _csv_text(epochs, EPOCH_COLUMNS))
     atomic_write(directory / "cell.json", json.dumps(meta, indent=2, sort_keys=True, default=str))
     atomic_write(directory / "metrics.csv", _csv_text(metrics, METRIC_COLUMNS))
@@ -95,7 +100,7 @@ def write_failure(directory: Path, text: str) -> None:
 
 def clear_cell(directory: Path) -> None:
     """Forget a cell's result, checkpoints and curves (``--force``) so that it is recomputed."""
-    for name in ("metrics.csv", "epochs.csv", "cell.json", "error.txt"):
+    for name in ("metrics.csv", "cases.csv", "epochs.csv", "cell.json", "error.txt"):
         (directory / name).unlink(missing_ok=True)
     for name in ("checkpoints", "tensorboard"):
         shutil.rmtree(directory / name, ignore_errors=True)
@@ -105,19 +110,23 @@ def _cell_dirs(results: Path) -> list[Path]:
     return sorted(p for p in (results / "runs").glob("*/*/*/*/seed*") if p.is_dir())
 
 
-def _read_all(paths: list[Path], columns: list[str]) -> pd.DataFrame:
-    frames = [pd.read_csv(p) for p in paths]
+def _read_all(paths: list[Path], columns: list[str], as_text: bool = False) -> pd.DataFrame:
+    """The CSVs concatenated; ``as_text`` keeps every field's text as written (case ids and class
+    parts such as "0" must not come back as 0.0)."""
+    frames = [pd.read_csv(p, dtype=str, keep_default_na=False) if as_text else pd.read_csv(p) for p in paths]
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
 def rebuild(results: Path | str) -> pd.DataFrame:
-    """Rebuild ``metrics.csv``, ``epochs.csv`` and ``failures.csv`` from the cell folders."""
+    """Rebuild ``metrics.csv``, ``cases.csv``, ``epochs.csv`` and ``failures.csv`` from the cell folders."""
     results = Path(results)
     dirs = _cell_dirs(results)
     done = [d for d in dirs if is_finished(d)]
     metrics = _read_all([d / "metrics.csv" for d in done], METRIC_COLUMNS)
     atomic_write(results / "metrics.csv", metrics.to_csv(index=False))
+    cases = _read_all([d / "cases.csv" for d in done if (d / "cases.csv").is_file()], CASE_COLUMNS, as_text=True)
+    atomic_write(results / "cases.csv", cases.to_csv(index=False))
     epochs = _read_all([d / "epochs.csv" for d in done if (d / "epochs.csv").is_file()], EPOCH_COLUMNS)
     atomic_write(results / "epochs.csv", epochs.to_csv(index=False))
     failures = []

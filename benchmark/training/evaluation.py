@@ -1,4 +1,5 @@
-"""Evaluation on a split (Sec. 2.3): per-task loss and metrics, from per-sample statistics."""
+"""Evaluation on a split (Sec. 2.3): per-task loss and metrics, from per-sample statistics, and the
+per-case results they are made of (``cases.csv``, docs/results-schema.md)."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,6 +49,40 @@ class _Accumulator:
             self.add("logits", out.reshape(len(y), -1))
             self.add("labels", y)
 
+    def cases(self, case_id: np.ndarray) -> list[dict]:
+        """Per-case rows ``{case, metric, part, value, weight}`` from which every set-level metric
+        of :meth:`result` is recomputed exactly on any resample of cases
+        (``benchmark.report.cases.set_metric``): per case and foreground class the Dice (``part``
+        the class; a class absent from both prediction and truth has no row), per case the MAE over
+        its pixels (``weight`` its pixel count: the paper's MAE pools pixels) and the masked dose
+        error (weight 1: the dose score averages cases), per image its label and logits."""
+        t, p = self.task, {k: np.concatenate(v) for k, v in self.parts.items()}
+        ids, inverse = np.unique(case_id, return_inverse=True)
+        group = lambda a: M._group_sum(a, case_id)  # rows in the order of np.unique(case_id)
+        rows = []
+        if t.target == "segmentation":
+            inter, denom = group(p["inter"]), group(p["pred"]) + group(p["true"])
+            names = t.class_names[1:] if len(t.class_names) == t.num_outputs else [str(c) for c in range(1, t.num_outputs)]
+            for i, case in enumerate(ids):
+                rows += [{"case": case, "metric": "dice", "part": names[c], "value": 100 * 2 * inter[i, c] / denom[i, c],
+                          "weight": 1.0} for c in range(len(names)) if denom[i, c] > 0]
+        elif t.target == "regression":
+            err, pixels = group(p["abs"]), group(p["pixels"])
+            masked, mask = group(p["masked_abs"]), group(p["mask_pixels"])
+            for i, case in enumerate(ids):
+                rows.append({"case": case, "metric": "mae", "part": "", "value": err[i] / pixels[i],
+                             "weight": float(pixels[i])})
+                if mask[i] > 0:
+                    rows.append({"case": case, "metric": "dose_score", "part": "", "value": masked[i] / mask[i],
+                                 "weight": 1.0})
+        else:
+            labels, logits = p["labels"].astype(np.int64), p["logits"]
+            for i, case in enumerate(case_id):
+                rows.append({"case": case, "metric": "label", "part": "", "value": float(labels[i]), "weight": 1.0})
+                rows += [{"case": case, "metric": "logit", "part": str(k), "value": float(v), "weight": 1.0}
+                         for k, v in enumerate(logits[i])]
+        return rows
+
     def result(self, case_id: np.ndarray) -> dict[str, float]:
         p = {k: np.concatenate(v) for k, v in self.parts.items()}
         res = {"loss": self.loss_sum / max(self.count, 1)}
@@ -65,9 +100,10 @@ class _Accumulator:
 
 def evaluate(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, batch_size: int,
              device: torch.device | str = "cpu", losses: dict | None = None,
-             channels_last: bool = False) -> dict[str, dict[str, float]]:
+             channels_last: bool = False, cases: list | None = None) -> dict[str, dict[str, float]]:
     """``{task: {"loss": ..., metric: ...}}`` of ``net`` on ``split`` (eval mode, no gradients,
-    float32 even when training used bf16 autocast)."""
+    float32 even when training used bf16 autocast). With a ``cases`` list, each task's per-case
+    rows (:meth:`_Accumulator.cases`, with ``task``) are appended to it."""
     losses = losses or {t.name: make_loss(t) for t in tasks}
     was_training = net.training
     net.eval()
@@ -78,4 +114,7 @@ def evaluate(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, batch_si
             for t in tasks:
                 acc[t.name].update(out[t.name], batch, losses[t.name](out[t.name], batch[t.name]))
     net.train(was_training)
+    if cases is not None:
+        for name, a in acc.items():
+            cases += [{"task": name, **row} for row in a.cases(split.case_id)]
     return {name: a.result(split.case_id) for name, a in acc.items()}

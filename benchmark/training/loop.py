@@ -237,6 +237,12 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
         opt.zero_grad(set_to_none=True)
         weight_sums += weighting.step(step_losses, shared, others).cpu()
         if steps < check_steps:
+            finite = torch.isfinite(step_losses.detach()).cpu().numpy()
+            if not finite.all():  # a non-finite loss explains its gradients: name it first
+                k = int(np.argmin(finite))
+                raise NonFiniteLoss(f"{where}: training loss of task {tasks[k].name!r} is "
+                                    f"{float(step_losses[k])} in epoch {epoch} (step {steps}, "
+                                    f"{'bf16 autocast' if amp else 'fp32'} on {device})")
             check_gradients(net, where, epoch, steps, amp, device)
         opt.step()
         weighting.after_step(task_losses)  # FAMO re-evaluates the batch; the others ignore it

@@ -33,11 +33,13 @@ def as_submitted(prediction: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def challenge_scores(volumes: Volumes, task: TaskSpec,
-                     predict: Callable[[slice], np.ndarray]) -> dict[str, float]:
+                     predict: Callable[[slice], np.ndarray], cases: list | None = None) -> dict[str, float]:
     """``dose_score`` and ``dvh_score`` (Gy) of the predictions ``predict(rows)`` ([n, H, W] in Gy at
-    the native size, for a patient's rows)."""
+    the native size, for a patient's rows). With a ``cases`` list, per patient its dose error
+    (weight 1) and its mean DVH difference (weight: how many DVH metrics it has, as the DVH score
+    pools them) are appended as ``cases.csv`` rows."""
     errors, diffs = [], []
-    for _, rows in volumes.patients():
+    for patient, rows in volumes.patients():
         mask = np.asarray(volumes.dose_mask[rows])
         reference = np.asarray(volumes.dose[rows])
         prediction = as_submitted(predict(rows), mask)
@@ -45,7 +47,14 @@ def challenge_scores(volumes: Volumes, task: TaskSpec,
         structures, voxel_mm = np.asarray(volumes.structures[rows]), volumes.voxel_mm[rows.start]
         ref = dvh_metrics(reference, structures, task.dvh, voxel_mm)
         pred = dvh_metrics(prediction, structures, task.dvh, voxel_mm)
-        diffs += [abs(ref[k] - pred[k]) for k in ref]
+        mine = [abs(ref[k] - pred[k]) for k in ref]
+        diffs += mine
+        if cases is not None:
+            cases.append({"task": task.name, "case": patient, "metric": "dose_score", "part": "",
+                          "value": errors[-1], "weight": 1.0})
+            if mine:
+                cases.append({"task": task.name, "case": patient, "metric": "dvh_score", "part": "",
+                              "value": float(np.mean(mine)), "weight": float(len(mine))})
     return {"dose_score": float(np.mean(errors)), "dvh_score": float(np.mean(diffs)) if diffs else float("nan")}
 
 
@@ -71,11 +80,14 @@ def predictor(net: nn.Module, task: TaskSpec, volumes: Volumes, batch_size: int,
 
 
 def evaluate_volumes(net: nn.Module, task: TaskSpec, volumes: Volumes, batch_size: int,
-                     device: torch.device | str = "cpu", channels_last: bool = False) -> dict[str, float]:
-    """OpenKBP's dose and DVH scores of ``net`` on whole test patients (eval mode)."""
+                     device: torch.device | str = "cpu", channels_last: bool = False,
+                     cases: list | None = None) -> dict[str, float]:
+    """OpenKBP's dose and DVH scores of ``net`` on whole test patients (eval mode); per-patient
+    rows into ``cases`` (:func:`challenge_scores`)."""
     was_training = net.training
     net.eval()
     try:
-        return challenge_scores(volumes, task, predictor(net, task, volumes, batch_size, device, channels_last))
+        return challenge_scores(volumes, task, predictor(net, task, volumes, batch_size, device, channels_last),
+                                cases)
     finally:
         net.train(was_training)

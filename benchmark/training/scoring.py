@@ -1,0 +1,31 @@
+"""Scoring a trained network on a split: the one path the runner, ``benchmark.evaluate`` and the
+studies share, so that a stored number and a re-scored one are the same computation.
+
+Every task's loss and metrics (``evaluation.evaluate``) and, on the test split of a dataset with
+whole test volumes, OpenKBP's own dose and DVH scores on whole patients in place of the slice-level
+dose score (``volumes.evaluate_volumes``); plus the per-case rows of every metric
+(``cases.csv``, docs/results-schema.md).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmark.training.evaluation import evaluate
+from benchmark.training.volumes import evaluate_volumes
+from data.base import TaskData
+from data.spec import TaskSpec
+
+
+def score(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, split: str, batch_size: int,
+          device: torch.device | str = "cpu", channels_last: bool = False) -> tuple[dict, list[dict]]:
+    """``({task: {metric: value}}, case rows)`` of ``net`` on ``split``."""
+    cases: list[dict] = []
+    results = evaluate(net, tasks, data.splits[split], batch_size, device, channels_last=channels_last, cases=cases)
+    for task in tasks:
+        if split == "test" and task.dvh and data.volumes is not None:
+            # whole patients replace the slice-level dose score, in the table and in the cases
+            cases = [c for c in cases if not (c["task"] == task.name and c["metric"] == "dose_score")]
+            results[task.name].update(evaluate_volumes(net, task, data.volumes, batch_size, device, channels_last,
+                                                       cases=cases))
+    return results, cases
