@@ -1,0 +1,210 @@
+"""Intervals and tests of Table 2's comparisons from the per-case results (``cases.csv``).
+
+For a method against STL on one dataset, with seeds paired (seed k of the method beside seed k of
+STL) and the test cases shared by every seed:
+
+- **95 % confidence interval of Δ_task and Δ_mean** (eq. 3) from a two-level paired bootstrap:
+  each replicate draws the seeds with replacement and, once, the test cases with replacement;
+  method and STL get the same draw, every set-level metric is recomputed on it
+  (``cases.CaseMetric``), Δ is eq. (3) on the seed means. Percentile interval.
+  The cases are *crossed* with the seeds (every seed is scored on the same test set), so one case
+  draw serves all seeds; with folds, where each fold has its own cases, the draw is per fold
+  (``nested``). docs/report.md, "Intervals".
+- **Paired randomisation test** of "method = STL": each replicate swaps, per seed and case, the
+  method's prediction with STL's with probability 1/2 and recomputes Δ; two-sided p =
+  (1 + #{|Δ*| ≥ |Δ|}) / (1 + R).
+- **Minimum detectable Δ** at 80 % power and α = 0.05: (z₀.₉₇₅ + z₀.₈) × the bootstrap standard
+  error of Δ_mean; and from the variance split into a seed part (cases fixed) and a case part
+  (seeds fixed), the seeds needed to detect a given Δ (the paper's), or ∞ when the case part alone
+  exceeds it (more test cases needed, not seeds).
+- **Holm's step-down correction** across a table's comparisons.
+
+Fixed generator seed and replicate count: tables are reproducible to the digit. Imports no torch.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from benchmark.report.cases import CasesError, CaseMetric, align, case_metric, mix
+
+RESAMPLES = 2000
+SEED = 2023           # the paper's year: any fixed value makes the tables reproducible
+LEVEL = 0.95
+Z_POWER = 1.959963984540054 + 0.8416212335729143   # z_{1-α/2} + z_{power}, α = 0.05, power 0.8
+
+
+def relative_delta(baseline, value, higher_is_better: bool):
+    """Eq. (3) in percent, positive = better than STL (arrays)."""
+    b, m = np.asarray(baseline, float), np.asarray(value, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 100.0 * (1 if higher_is_better else -1) * (m - b) / np.abs(b)
+
+
+@dataclass
+class Comparison:
+    """A method against STL on one dataset: point Δs, intervals, p-values and power."""
+
+    deltas: list[float]               # Δ_task, in layout order
+    delta_mean: float
+    ci: list[tuple[float, float]]     # per task
+    delta_mean_ci: tuple[float, float]
+    p_tasks: list[float]
+    p: float                          # Δ_mean, randomisation test
+    se: float                         # bootstrap SE of Δ_mean
+    se_seeds: float                   # seeds resampled, cases fixed
+    se_cases: float                   # cases resampled, seeds fixed
+    n_seeds: int
+    n_cases: int
+    resamples: int
+
+    @property
+    def mde(self) -> float:
+        """The smallest |Δ_mean| this run's size detects with 80 % power at α 0.05."""
+        return Z_POWER * self.se
+
+    def seeds_needed(self, target: float) -> float:
+        """Seeds (on this test set) for 80 % power against a true Δ_mean of ``target``."""
+        room = (abs(target) / Z_POWER) ** 2 - self.se_cases ** 2
+        if not np.isfinite(target) or room <= 0:
+            return math.inf
+        return float(max(1, math.ceil(self.se_seeds ** 2 * self.n_seeds / room)))
+
+
+def _seed_weights(rng: np.random.Generator, n_seeds: int, resamples: int) -> np.ndarray:
+    draws = rng.integers(0, n_seeds, (resamples, n_seeds))
+    return np.stack([np.bincount(d, minlength=n_seeds) for d in draws]) / n_seeds
+
+
+def compare(method: dict[int, list[CaseMetric]], baseline: dict[int, list[CaseMetric]],
+            higher_is_better: list[bool], resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
+    """``method[seed]`` and ``baseline[seed]``: each task's :class:`CaseMetric`, in the same order.
+    Only seeds both have are used (paired); each task on the cases both have for every seed."""
+    seeds = sorted(set(method) & set(baseline))
+    if not seeds:
+        raise CasesError("no seed that both the method and STL have")
+    n_tasks = len(higher_is_better)
+    rng = np.random.default_rng(seed)
+    common = []
+    for k in range(n_tasks):
+        sets = [set(m[k].cases) for s in seeds for m in (method[s], baseline[s])]
+        cases = np.array(sorted(set.intersection(*sets)))
+        if not len(cases):
+            raise CasesError(f"task {k + 1}: no case scored for every seed of both methods")
+        common.append(cases)
+    a = {s: [align(method[s][k], common[k]) for k in range(n_tasks)] for s in seeds}
+    b = {s: [align(baseline[s][k], common[k]) for k in range(n_tasks)] for s in seeds}
+    universe = np.array(sorted(set().union(*map(set, common))))
+    cols = [np.searchsorted(universe, c) for c in common]
+    n = len(universe)
+    counts = rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
+    sw = _seed_weights(rng, len(seeds), resamples)
+    flat = np.full((1, len(seeds)), 1 / len(seeds))
+    ones = np.ones((1, n))
+
+    def deltas(case_w: np.ndarray, seed_w: np.ndarray) -> np.ndarray:  # [R, tasks]
+        out = []
+        for k, hib in enumerate(higher_is_better):
+            w = case_w[:, cols[k]]
+            fa = np.stack([a[s][k].evaluate(w) for s in seeds], 1)        # [R|1, seeds]
+            fb = np.stack([b[s][k].evaluate(w) for s in seeds], 1)
+            out.append(relative_delta((seed_w * fb).sum(1), (seed_w * fa).sum(1), hib))
+        return np.stack(out, 1)
+
+    point = deltas(ones, flat)[0]
+    both, only_seeds, only_cases = deltas(counts, sw), deltas(ones, sw), deltas(counts, flat)
+    lo, hi = 100 * (1 - LEVEL) / 2, 100 * (1 + LEVEL) / 2
+    ci = [tuple(np.nanpercentile(both[:, k], [lo, hi])) for k in range(n_tasks)]
+    mean_both = both.mean(1)
+    # randomisation: per seed and case, swap the two methods' predictions with probability 1/2
+    perm = []
+    for k, hib in enumerate(higher_is_better):
+        fa, fb = [], []
+        for s in seeds:
+            swap = rng.random((resamples, len(common[k]))) < 0.5
+            fa.append(a[s][k].evaluate(np.ones((resamples, len(common[k]))), mix(a[s][k], b[s][k], swap)))
+            fb.append(b[s][k].evaluate(np.ones((resamples, len(common[k]))), mix(b[s][k], a[s][k], swap)))
+        perm.append(relative_delta(np.mean(fb, 0), np.mean(fa, 0), hib))
+    perm = np.stack(perm, 1)
+
+    def p_value(null: np.ndarray, observed: float) -> float:
+        null = null[np.isfinite(null)]
+        if not np.isfinite(observed) or not len(null):
+            return math.nan
+        return float((1 + np.sum(np.abs(null) >= abs(observed) - 1e-12)) / (1 + len(null)))
+
+    return Comparison(deltas=[float(x) for x in point], delta_mean=float(point.mean()), ci=[tuple(map(float, c)) for c in ci],
+                      delta_mean_ci=tuple(map(float, np.nanpercentile(mean_both, [lo, hi]))),
+                      p_tasks=[p_value(perm[:, k], point[k]) for k in range(n_tasks)],
+                      p=p_value(perm.mean(1), float(point.mean())),
+                      se=float(np.nanstd(mean_both, ddof=1)), se_seeds=float(np.nanstd(only_seeds.mean(1), ddof=1)),
+                      se_cases=float(np.nanstd(only_cases.mean(1), ddof=1)), n_seeds=len(seeds),
+                      n_cases=int(min(len(c) for c in common)), resamples=resamples)
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN stays NaN and is not counted)."""
+    p = np.asarray(pvalues, float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m, running = len(order), 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * p[j]))
+        out[j] = running
+    return out
+
+
+def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, bool]]], methods: dict[str, str],
+                    baseline: str = "stl", resamples: int = RESAMPLES) -> pd.DataFrame:
+    """One row per (dataset, method) of a (profile, data_source) group's test cases: Δs with
+    intervals, p-values (raw and Holm-adjusted over the rows), MDE. ``layout[dataset]`` is Table 2's
+    (task, metric, higher_is_better) order, ``methods`` maps each method to its weighting label."""
+    test = cases[cases["split"] == "test"]
+    rows = []
+    for dataset, tasks in layout.items():
+        sub = test[test["dataset"] == dataset]
+        by = dict(tuple(sub.groupby(["method", "weighting", "seed", "task"])))
+
+        def metrics_of(method: str, weighting: str) -> dict[int, list[CaseMetric]]:
+            seeds = sorted({k[2] for k in by if k[0] == method and k[1] == weighting})
+            out = {}
+            for s in seeds:
+                try:
+                    out[s] = [case_metric(by[(method, weighting, s, t)], metric) for t, metric, _ in tasks]
+                except (KeyError, CasesError):
+                    continue
+            return out
+
+        base_weighting = next((w for m, w, _, _ in by if m == baseline), None)
+        if base_weighting is None:
+            continue
+        base = metrics_of(baseline, base_weighting)
+        for method, weighting in methods.items():
+            if method == baseline:
+                continue
+            mine = metrics_of(method, weighting)
+            if not mine or not base:
+                continue
+            try:
+                c = compare(mine, base, [h for _, _, h in tasks], resamples)
+            except CasesError:
+                continue
+            row = {"dataset": dataset, "method": method, "weighting": weighting, "n_seeds": c.n_seeds,
+                   "n_cases": c.n_cases, "resamples": c.resamples}
+            for k, (task, metric, _) in enumerate(tasks, start=1):
+                row.update({f"task{k}_name": task, f"task{k}_metric": metric, f"task{k}_delta": c.deltas[k - 1],
+                            f"task{k}_ci_low": c.ci[k - 1][0], f"task{k}_ci_high": c.ci[k - 1][1],
+                            f"task{k}_p": c.p_tasks[k - 1]})
+            row.update(delta_mean=c.delta_mean, delta_mean_ci_low=c.delta_mean_ci[0],
+                       delta_mean_ci_high=c.delta_mean_ci[1], delta_mean_p=c.p, se=c.se, se_seeds=c.se_seeds,
+                       se_cases=c.se_cases, mde=c.mde, _comparison=c)
+            rows.append(row)
+    out = pd.DataFrame(rows)
+    if len(out):
+        out["delta_mean_p_holm"] = holm(out["delta_mean_p"])
+        out["significant"] = out["delta_mean_p_holm"] < 0.05
+    return out
