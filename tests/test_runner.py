@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -80,6 +81,20 @@ def test_every_test_metric_is_recomputed_exactly_from_the_cases(smoke_grid):
     n_test = get_profile("smoke").synthetic_sizes[2]
     assert one[one.metric == "label"].case.nunique() == n_test            # every test image once
     assert (one.metric == "logit").sum() == n_test * DATASETS["ham10000"].spec.task("diagnosis").num_outputs
+
+
+def test_the_report_gives_every_comparison_an_interval_from_the_cases(smoke_grid):
+    results, _ = smoke_grid
+    iv = pd.read_csv(results / "report" / "intervals.csv")
+    assert len(iv) == 12 and set(iv.method) == {"hps", "mtan", "ctan"}      # 4 datasets x 3 MTL methods
+    assert (iv.delta_mean_ci_low <= iv.delta_mean + 1e-9).all() and (iv.delta_mean <= iv.delta_mean_ci_high + 1e-9).all()
+    assert iv.delta_mean_p.between(0, 1).all() and (iv.delta_mean_p_holm >= iv.delta_mean_p - 1e-12).all()
+    table = pd.read_csv(results / "report" / "table2.csv")
+    mine = table.set_index(["dataset", "method"]).loc[list(zip(iv.dataset, iv.method)), "delta_mean"].to_numpy()
+    np.testing.assert_allclose(iv.delta_mean, mine, atol=2e-5)  # Table 2's point estimate (both CSVs hold 6 decimals)
+    md = (results / "report" / "intervals.md").read_text()
+    assert "two-level paired bootstrap" in md and "Holm" in md and "seeds for paper" in md
+    assert "\\begin{tabular}" in (results / "report" / "intervals.tex").read_text()
 
 
 def test_rerun_skips_finished_cells_and_force_recomputes(smoke_grid, capsys):

@@ -24,6 +24,7 @@ Fixed generator seed and replicate count: tables are reproducible to the digit. 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,8 +69,10 @@ class Comparison:
 
     def seeds_needed(self, target: float) -> float:
         """Seeds (on this test set) for 80 % power against a true Δ_mean of ``target``."""
+        if self.n_seeds < 2 or not np.isfinite([self.se_seeds, self.se_cases, target]).all():
+            return math.nan  # one seed: its variance is unknown
         room = (abs(target) / Z_POWER) ** 2 - self.se_cases ** 2
-        if not np.isfinite(target) or room <= 0:
+        if room <= 0:
             return math.inf
         return float(max(1, math.ceil(self.se_seeds ** 2 * self.n_seeds / room)))
 
@@ -190,7 +193,9 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
             if not mine or not base:
                 continue
             try:
-                c = compare(mine, base, [h for _, _, h in tasks], resamples)
+                with warnings.catch_warnings(), np.errstate(all="ignore"):
+                    warnings.simplefilter("ignore", RuntimeWarning)  # a one-class resample's AUC is NaN
+                    c = compare(mine, base, [h for _, _, h in tasks], resamples)
             except CasesError:
                 continue
             row = {"dataset": dataset, "method": method, "weighting": weighting, "n_seeds": c.n_seeds,
@@ -201,10 +206,82 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
                             f"task{k}_p": c.p_tasks[k - 1]})
             row.update(delta_mean=c.delta_mean, delta_mean_ci_low=c.delta_mean_ci[0],
                        delta_mean_ci_high=c.delta_mean_ci[1], delta_mean_p=c.p, se=c.se, se_seeds=c.se_seeds,
-                       se_cases=c.se_cases, mde=c.mde, _comparison=c)
+                       se_cases=c.se_cases, mde=c.mde, comparison=c)
             rows.append(row)
     out = pd.DataFrame(rows)
     if len(out):
         out["delta_mean_p_holm"] = holm(out["delta_mean_p"])
         out["significant"] = out["delta_mean_p_holm"] < 0.05
     return out
+
+
+def layout_of(table: pd.DataFrame) -> dict[str, list[tuple[str, str, bool]]]:
+    """Each dataset's (task, metric, higher_is_better) in Table 2's column order, from a table of
+    ``stats.compute_report`` (its ``average`` rows skipped)."""
+    out = {}
+    for r in table[table["dataset"] != "average"].drop_duplicates("dataset").itertuples():
+        tasks, k = [], 1
+        while isinstance(getattr(r, f"task{k}_name", None), str) and getattr(r, f"task{k}_name"):
+            tasks.append((getattr(r, f"task{k}_name"), getattr(r, f"task{k}_metric"),
+                          bool(getattr(r, f"task{k}_higher_is_better"))))
+            k += 1
+        out[r.dataset] = tasks
+    return out
+
+
+def caption(iv: pd.DataFrame) -> str:
+    seeds = sorted(set(iv["n_seeds"])) if len(iv) else []
+    cases = sorted(set(iv["n_cases"])) if len(iv) else []
+    return (f"Δ in % (eq. 3, positive = better than STL) with 95 % intervals from a two-level paired bootstrap "
+            f"({RESAMPLES} replicates, generator seed {SEED}: seeds drawn with replacement, then the test cases once, "
+            f"the same draw for the method and STL, every metric recomputed on it); p from a paired randomisation "
+            f"test ({RESAMPLES} relabellings of method and STL per seed and case), Holm-adjusted over the table's "
+            f"{len(iv)} comparisons; * marks p_Holm < 0.05. Seeds per comparison: {', '.join(map(str, seeds))}; "
+            f"test cases: {', '.join(map(str, cases))}. MDE: the smallest |Δ_mean| this size detects with 80 % "
+            f"power at α = 0.05; seeds for paper: the seeds (on this test set) needed to detect the paper's "
+            f"Δ_mean (∞: the test set's own case variance is too large for it).")
+
+
+def _fmt(v: float, ci: tuple[float, float]) -> str:
+    return f"{v:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]" if np.isfinite(v) else "n/a"
+
+
+def render_intervals_markdown(iv: pd.DataFrame, paper: pd.DataFrame | None, title: str) -> str:
+    """Markdown of :func:`table_intervals`'s rows, with the paper's Δ_mean and the seeds it needs."""
+    from benchmark.report.render import _md_table, dataset_label, method_label
+
+    lines = [f"# {title}", "", caption(iv), ""]
+    published = {} if paper is None else {(r.dataset, r.method): r.delta_mean for r in paper.itertuples()}
+    rows = []
+    width = max((len(r.comparison.deltas) for r in iv.itertuples()), default=2)
+    for r in iv.itertuples():
+        c = r.comparison
+        target = published.get((r.dataset, r.method), math.nan)
+        need = c.seeds_needed(target) if np.isfinite(target) else math.nan
+        tasks = [_fmt(getattr(r, f"task{k}_delta"), (getattr(r, f"task{k}_ci_low"), getattr(r, f"task{k}_ci_high")))
+                 + f" (p {getattr(r, f'task{k}_p'):.3f})" for k in range(1, len(c.deltas) + 1)]
+        tasks += [""] * (width - len(tasks))
+        rows.append([dataset_label(r.dataset), method_label(r.method), *tasks,
+                     _fmt(r.delta_mean, (r.delta_mean_ci_low, r.delta_mean_ci_high)) + ("*" if r.significant else ""),
+                     f"{r.delta_mean_p:.4f} / {r.delta_mean_p_holm:.4f}", f"{r.mde:.2f}",
+                     "n/a" if not np.isfinite(target) else f"{target:+.2f}",
+                     "n/a" if not np.isfinite(need) else ("∞" if math.isinf(need) else f"{int(need)}"),
+                     f"{r.n_seeds} × {r.n_cases}"])
+    head = ["Dataset", "Method", *[f"Δ task {k} [95 % CI]" for k in range(1, width + 1)], "Δ_mean [95 % CI]",
+            "p / p_Holm", "MDE", "paper Δ_mean", "seeds for paper", "seeds × cases"]
+    lines += _md_table(head, rows, align="r")
+    return "\n".join(lines) + "\n"
+
+
+def render_intervals_latex(iv: pd.DataFrame, label: str = "tab:intervals") -> str:
+    """LaTeX of Δ_mean with its interval and Holm-adjusted p, one row per (dataset, method)."""
+    from benchmark.report.render import dataset_label, method_label, tex_escape
+
+    body = [f"{tex_escape(dataset_label(r.dataset))} & {tex_escape(method_label(r.method))} & "
+            f"${r.delta_mean:+.2f}$ & $[{r.delta_mean_ci_low:+.2f}, {r.delta_mean_ci_high:+.2f}]$"
+            f"{'$^{*}$' if r.significant else ''} & ${r.delta_mean_p_holm:.3f}$ & ${r.mde:.2f}$ \\\\"
+            for r in iv.itertuples()]
+    return "\n".join([r"\begin{table}[t]", r"\centering", r"\small", r"\begin{tabular}{llrrrr}", r"\toprule",
+                      r"Dataset & Method & $\Delta_{mean}$ (\%) & 95\,\% CI & $p_\mathrm{Holm}$ & MDE \\", r"\midrule",
+                      *body, r"\bottomrule", r"\end{tabular}", r"\caption{" + tex_escape(caption(iv)) + "}",
+                      r"\label{" + label + "}", r"\end{table}", ""])

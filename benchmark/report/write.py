@@ -22,6 +22,10 @@ from benchmark.report.inputs import normalize_metrics
 from benchmark.report.secondary import load_anchors, render_secondary_markdown, secondary_table
 from benchmark.report.reference import compare_runs, load_reference, render_reference_markdown
 from benchmark.report.stats import Report, compute_report
+from benchmark.report.cases import load_cases
+from benchmark.report.intervals import layout_of, render_intervals_latex, render_intervals_markdown, table_intervals
+from benchmark.training.weighting.catalog import DEFAULT, NONE
+from models.catalog import BASELINE
 
 
 def _select(df: pd.DataFrame | None, profile: str | None, data_source: str | None) -> pd.DataFrame | None:
@@ -112,6 +116,25 @@ def _write_extended(extended: Report, group: tuple[str, str], sfx: str, out: Pat
     return written
 
 
+def title_of(group: tuple[str, str]) -> str:
+    return f"Table 2's comparisons with intervals: profile {group[0]}, data source {group[1]}"
+
+
+def _write_intervals(table: pd.DataFrame, cases: pd.DataFrame | None, out: Path, sfx: str, title: str) -> list[Path]:
+    """intervals.{csv,md,tex}: every Δ of the paper view with its interval and tests (cases.csv)."""
+    if cases is None or cases.empty:
+        return []
+    methods = {m: (NONE if m == BASELINE else DEFAULT) for m in table["method"].unique() if m != "average"}
+    iv = table_intervals(cases, layout_of(table), methods)
+    if iv.empty:
+        return []
+    written: list[Path] = []
+    _write(out / f"intervals{sfx}.csv", iv.drop(columns="comparison").round(6), written)
+    _write(out / f"intervals{sfx}.md", render_intervals_markdown(iv, load_paper_table(), title), written)
+    _write(out / f"intervals{sfx}.tex", render_intervals_latex(iv), written)
+    return written
+
+
 def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: str | None, data_source: str | None,
                   epochs_csv, failures_csv, plots: bool) -> list[Path]:
     side_notes: list[str] = []
@@ -122,6 +145,8 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
     failures = _select(read_optional(Path(failures_csv) if failures_csv else metrics_csv.with_name("failures.csv"),
                                       ("dataset", "method", "seed"), side_notes),
                        profile, data_source)
+    cases_path = metrics_csv.with_name("cases.csv")
+    cases = _select(load_cases(cases_path), profile, data_source) if cases_path.is_file() else None
     report: Report = compute_report(df)
     extended: Report | None = compute_report(df, "extended") if beyond_paper(normalize_metrics(df)) else None
     groups = sorted(set(report.notes) | set(extended.notes if extended is not None else ()) | set(
@@ -151,6 +176,8 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
             _write(out / f"secondary{sfx}.csv", secondary.round(6), written)
             _write(out / f"secondary{sfx}.md", render_secondary_markdown(
                 secondary, load_anchors(), f"Other test metrics: profile {group[0]}, data source {group[1]}"), written)
+        if cases is not None and not table.empty:
+            written += _write_intervals(table, _in_group(cases, group), out, sfx, title_of(group))
         per_seed = _in_group(report.per_seed, group)
         _write(out / f"per_seed{sfx}.csv", per_seed.round(6), written)
         if fails is not None and len(fails):
