@@ -15,7 +15,8 @@ from benchmark import atomic
 from benchmark.report import plots as P
 from benchmark.report.inputs import GROUP_KEYS, load_metrics, read_optional
 from benchmark.report.paper import compare_with_paper, load_paper_table
-from benchmark.report.render import dataset_label, render_compare_markdown, render_latex, render_markdown, tex_escape
+from benchmark.report.render import (dataset_label, method_label, render_compare_markdown, render_latex,
+                                     render_markdown, tex_escape)
 from benchmark.report.extended import (ablation_table, beyond_paper, datasets_of, delta_matrix,
                                        render_ablation_latex, render_ablation_markdown)
 from benchmark.report.inputs import normalize_metrics
@@ -23,6 +24,8 @@ from benchmark.report.secondary import load_anchors, render_secondary_markdown, 
 from benchmark.report.reference import compare_runs, load_reference, render_reference_markdown
 from benchmark.report.stats import Report, compute_report
 from benchmark.report.cases import load_cases
+from benchmark.report.ranks import friedman_nemenyi, plot_cd, scores_of
+from benchmark.report.ranks import render_markdown as render_ranks_markdown
 from benchmark.report.intervals import layout_of, render_intervals_latex, render_intervals_markdown, table_intervals
 from benchmark.training.weighting.catalog import DEFAULT, NONE
 from models.catalog import BASELINE
@@ -191,6 +194,12 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
         label = "tab:table2" + ("" if not sfx else "-" + tex_escape(f"{group[0]}-{group[1]}").replace("\\", ""))
         _write(out / f"table2{sfx}.tex", render_latex(table, notes, label=label), written)
         _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)
+        ranked = friedman_nemenyi(scores_of(table))
+        if ranked is not None:
+            _write(out / f"ranks{sfx}.md", render_ranks_markdown(
+                ranked, f"Methods over datasets: profile {group[0]}, data source {group[1]}", method_label), written)
+            if plots:
+                written += plot_cd(ranked, out / f"critical_difference{sfx}", method_label)
         if plots:
             written += P.plot_deltas(table, per_seed, out, sfx)
             written += P.plot_epochs(ep, out, sfx)
