@@ -97,6 +97,22 @@ def test_the_report_gives_every_comparison_an_interval_from_the_cases(smoke_grid
     assert "\\begin{tabular}" in (results / "report" / "intervals.tex").read_text()
 
 
+def test_table2_with_ci_adds_each_intervals_line_and_nothing_else(smoke_grid, tmp_path):
+    from benchmark.report.__main__ import main as report
+
+    results, _ = smoke_grid
+    assert report(["--metrics", str(results / "metrics.csv"), "--out", str(tmp_path), "--no-plots", "--ci"]) == 0
+    plain = (results / "report" / "table2.md").read_text().splitlines()
+    with_ci = (tmp_path / "table2.md").read_text().splitlines()
+    iv = pd.read_csv(results / "report" / "intervals.csv")
+    extra = [l for l in with_ci if l not in plain]
+    assert len(extra) == len(iv) + 1                                    # one line per comparison + the caption
+    first = iv.iloc[0]
+    assert any(f"[{first.delta_mean_ci_low:+.2f}, {first.delta_mean_ci_high:+.2f}]" in l for l in extra)
+    assert "{\\scriptsize [" in (tmp_path / "table2.tex").read_text()
+    assert "{\\scriptsize" not in (results / "report" / "table2.tex").read_text()
+
+
 def test_rerun_skips_finished_cells_and_force_recomputes(smoke_grid, capsys):
     results, _ = smoke_grid
     marker = store.cell_dir(results, "smoke", "synthetic", "stoic", "hps", 0) / "metrics.csv"

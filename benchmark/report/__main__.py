@@ -24,6 +24,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--epochs", help="epochs CSV (default: epochs.csv next to --metrics)")
     ap.add_argument("--failures", help="failures CSV (default: failures.csv next to --metrics)")
     ap.add_argument("--no-plots", action="store_true", help="tables only")
+    ap.add_argument("--ci", action="store_true",
+                    help="table2.{md,tex}: each Δ's 95 %% interval as a second line (needs cases.csv beside --metrics)")
     ap.add_argument("--reference", default=None,
                     help="put the run beside a committed reference run (benchmark/report/reference/<name>/) "
                          "or any folder holding a metrics.csv")
@@ -31,7 +33,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         paths = write_report(args.metrics, args.out, args.compare_paper, profile=args.profile,
                              data_source=args.data_source, epochs_csv=args.epochs,
-                             failures_csv=args.failures, plots=not args.no_plots, reference=args.reference)
+                             failures_csv=args.failures, plots=not args.no_plots, reference=args.reference,
+                             ci=args.ci)
     except (ReportInputError, ReportWriteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

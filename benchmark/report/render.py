@@ -262,6 +262,27 @@ def _cells(table: pd.DataFrame, latex: bool) -> list[list[str]]:
     return rows
 
 
+def ci_line(r: pd.Series, intervals: pd.DataFrame | None, n: int, latex: bool) -> list[str] | None:
+    """The compact second line of a row (``--ci``): each Δ's 95 % interval from ``intervals``
+    (``benchmark.report.intervals.table_intervals``), or None when the row has none."""
+    if intervals is None or intervals.empty or r["dataset"] == AVERAGE or r["method"] == BASELINE:
+        return None
+    hit = intervals[(intervals["dataset"] == r["dataset"]) & (intervals["method"] == r["method"])]
+    if hit.empty:
+        return None
+    iv = hit.iloc[0]
+    wrap = (lambda t: r"{\scriptsize " + t + "}") if latex else (lambda t: t)
+
+    def span(prefix: str) -> str:
+        lo, hi = iv.get(f"{prefix}_ci_low"), iv.get(f"{prefix}_ci_high")
+        return wrap(f"[{lo:+.2f}, {hi:+.2f}]") if _finite(lo) and _finite(hi) else ""
+
+    cells = []
+    for c in task_cols(n):
+        cells += ["", span(c)]
+    return ["", "", *cells, span("delta_mean") + ("*" if bool(iv.get("significant")) else ""), ""]
+
+
 def mark_columns(n: int) -> list[str]:
     """The table's value columns in Table 2's order: M and Δ of each task, Δ_mean, rank."""
     return [f"{c}_{k}" for c in task_cols(n) for k in ("mean", "delta")] + ["delta_mean", "rank"]
@@ -277,14 +298,20 @@ def header_md(n: int) -> list[str]:
     return ["Dataset", "Method", *tasks, "Δ_mean ↑", "Rank"]
 
 
+CI_NOTE = ("Second lines: 95 % intervals of each Δ from a paired two-level bootstrap over seeds and test cases; "
+           "* = significant after Holm's correction (intervals.md)")
+
+
 def render_latex(table: pd.DataFrame, notes: Iterable[str] = (), caption: str | None = None,
-                 label: str = "tab:table2") -> str:
+                 label: str = "tab:table2", intervals: pd.DataFrame | None = None) -> str:
     """A booktabs ``table`` environment like the paper's Table 2 (needs \\usepackage{booktabs}).
 
     One group (profile, data source) per call. Best bold, second underlined (module doc); † marks
     a Δ not significantly different from STL, ‡ a rank within noise of the next one.
     """
     caption = caption_text(table) if caption is None else caption
+    if intervals is not None:
+        caption += " " + CI_NOTE + "."
     n = n_tasks(table)
     body = _cells(table, latex=True)
     lines = ["% Table 2 reproduction, written by benchmark.report; needs \\usepackage{booktabs}",
@@ -298,6 +325,9 @@ def render_latex(table: pd.DataFrame, notes: Iterable[str] = (), caption: str | 
             lines.append(r"\midrule")
         previous = r["dataset"]
         lines.append(" & ".join(cells) + r" \\")
+        extra = ci_line(r, intervals, n, latex=True)
+        if extra:
+            lines.append(" & ".join(extra) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}"]
     foot = footnotes(table, notes)
     if foot:
@@ -315,14 +345,22 @@ def _md_table(header: list[str], rows: list[list[str]], align: str = "l") -> lis
 
 
 def render_markdown(table: pd.DataFrame, notes: Iterable[str] = (),
-                    failures: pd.DataFrame | None = None, title: str = "Table 2") -> str:
+                    failures: pd.DataFrame | None = None, title: str = "Table 2",
+                    intervals: pd.DataFrame | None = None) -> str:
     """Markdown version of :func:`render_latex` plus the failed cells, if any."""
     lines = [f"# {title}", ""]
     if table.empty:
         lines.append("No finished cells.")
     else:
-        lines += [caption_text(table), ""]
-        lines += _md_table(header_md(n_tasks(table)), _cells(table, latex=False), align="r")
+        lines += [caption_text(table) + (" " + CI_NOTE + "." if intervals is not None else ""), ""]
+        n = n_tasks(table)
+        rows = []
+        for (_, r), cells in zip(table.iterrows(), _cells(table, latex=False)):
+            rows.append(cells)
+            extra = ci_line(r, intervals, n, latex=False)
+            if extra:
+                rows.append(extra)
+        lines += _md_table(header_md(n), rows, align="r")
     foot = footnotes(table, notes)
     if foot:
         lines += ["", *[f"- {_md_escape(f)}" for f in foot]]

@@ -68,7 +68,7 @@ def _failure_note(failures: pd.DataFrame | None) -> list[str]:
 def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bool = False, *,
                  profile: str | None = None, data_source: str | None = None,
                  epochs_csv: str | Path | None = None, failures_csv: str | Path | None = None,
-                 plots: bool = True, reference: str | None = None) -> list[Path]:
+                 plots: bool = True, reference: str | None = None, ci: bool = False) -> list[Path]:
     """Render the report of ``metrics_csv`` into ``out_dir``; returns the files written.
 
     Per (profile, data_source) group: table2.csv (one row per dataset and method, ``average``
@@ -82,7 +82,7 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         out.mkdir(parents=True, exist_ok=True)
         atomic.remove_stale_temporaries(out)
         written = _write_groups(metrics_csv, out, compare_paper, profile, data_source, epochs_csv, failures_csv,
-                                plots)
+                                plots, ci)
         if reference is not None:
             ref, provenance = load_reference(reference)
             cmp = compare_runs(_select(load_metrics(metrics_csv), profile, data_source), ref)
@@ -123,13 +123,18 @@ def title_of(group: tuple[str, str]) -> str:
     return f"Table 2's comparisons with intervals: profile {group[0]}, data source {group[1]}"
 
 
-def _write_intervals(table: pd.DataFrame, cases: pd.DataFrame | None, out: Path, sfx: str, title: str) -> list[Path]:
-    """intervals.{csv,md,tex}: every Δ of the paper view with its interval and tests (cases.csv)."""
-    if cases is None or cases.empty:
-        return []
+def paper_intervals(table: pd.DataFrame, cases: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Intervals of every Δ of Table 2's view (``intervals.table_intervals``), None without cases."""
+    if cases is None or cases.empty or table.empty:
+        return None
     methods = {m: (NONE if m == BASELINE else DEFAULT) for m in table["method"].unique() if m != "average"}
     iv = table_intervals(cases, layout_of(table), methods)
-    if iv.empty:
+    return None if iv.empty else iv
+
+
+def _write_intervals(iv: pd.DataFrame | None, out: Path, sfx: str, title: str) -> list[Path]:
+    """intervals.{csv,md,tex}: every Δ of the paper view with its interval and tests (cases.csv)."""
+    if iv is None:
         return []
     written: list[Path] = []
     _write(out / f"intervals{sfx}.csv", iv.drop(columns="comparison").round(6), written)
@@ -139,7 +144,7 @@ def _write_intervals(table: pd.DataFrame, cases: pd.DataFrame | None, out: Path,
 
 
 def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: str | None, data_source: str | None,
-                  epochs_csv, failures_csv, plots: bool) -> list[Path]:
+                  epochs_csv, failures_csv, plots: bool, ci: bool = False) -> list[Path]:
     side_notes: list[str] = []
     df = _select(load_metrics(metrics_csv), profile, data_source)
     epochs = _select(read_optional(Path(epochs_csv) if epochs_csv else metrics_csv.with_name("epochs.csv"),
@@ -179,8 +184,9 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
             _write(out / f"secondary{sfx}.csv", secondary.round(6), written)
             _write(out / f"secondary{sfx}.md", render_secondary_markdown(
                 secondary, load_anchors(), f"Other test metrics: profile {group[0]}, data source {group[1]}"), written)
-        if cases is not None and not table.empty:
-            written += _write_intervals(table, _in_group(cases, group), out, sfx, title_of(group))
+        iv = paper_intervals(table, _in_group(cases, group))
+        written += _write_intervals(iv, out, sfx, title_of(group))
+        shown = iv if ci else None
         per_seed = _in_group(report.per_seed, group)
         _write(out / f"per_seed{sfx}.csv", per_seed.round(6), written)
         if fails is not None and len(fails):
@@ -192,8 +198,8 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
             _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)
             continue
         label = "tab:table2" + ("" if not sfx else "-" + tex_escape(f"{group[0]}-{group[1]}").replace("\\", ""))
-        _write(out / f"table2{sfx}.tex", render_latex(table, notes, label=label), written)
-        _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)
+        _write(out / f"table2{sfx}.tex", render_latex(table, notes, label=label, intervals=shown), written)
+        _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title, intervals=shown), written)
         ranked = friedman_nemenyi(scores_of(table))
         if ranked is not None:
             _write(out / f"ranks{sfx}.md", render_ranks_markdown(
