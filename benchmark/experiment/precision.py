@@ -3,7 +3,7 @@
 The quick, realcpu and paper profiles ask for bf16 autocast (``amp``). On a CPU with native bf16
 (AVX-512 BF16 or AMX-BF16) a bf16 step is 1.5-1.6x faster than fp32; on a CPU without it (AVX2
 only, e.g. AMD EPYC Zen 3) oneDNN has no bf16 kernels and falls back to reference code, and the
-same step is 20-40x *slower* than fp32 (measured: docs/performance.md, "CPUs without bf16"). So a
+same step is 14-30x *slower* than fp32 (measured: docs/performance.md, "CPUs without bf16"). So a
 profile's ``amp`` on such a CPU resolves to fp32 with one line saying so; the change is an
 override (``quick+amp=False``), so it names the results folder, the config hash and the report's
 caption, and never mixes with bf16 results. ``--set amp=true`` keeps bf16 anyway.
@@ -59,7 +59,7 @@ def resolve_precision(profile: Profile, devices: tuple[str, ...], explicit_amp: 
     cpu = describe_cpu(info)
     if explicit_amp:
         return profile, (f"note: amp=true on {cpu}: bf16 is emulated on this CPU and a training step is "
-                         f"20-40x slower than in fp32 (docs/performance.md)")
+                         f"14-30x slower than in fp32 (docs/performance.md)")
     resolved = with_overrides(profile, {"amp": "false"})
-    return resolved, (f"note: {cpu}: bf16 would be emulated here (20-40x slower per step), so profile "
+    return resolved, (f"note: {cpu}: bf16 would be emulated here (14-30x slower per step, measured), so profile "
                       f"{profile.label} trains in fp32 as {resolved.label}; --set amp=true forces bf16")
