@@ -218,6 +218,9 @@ def test_weighting_is_an_axis_of_the_grid(tmp_path):
     m = pd.read_csv(tmp_path / "metrics.csv")
     assert set(zip(m["method"], m["weighting"])) == {("stl", "none"), ("hps", "pcgrad"), ("hps", "uw")}
     assert (tmp_path / "report" / "extended.md").is_file()
+    iv = pd.read_csv(tmp_path / "report" / "extended_intervals.csv")     # every extended row has its interval
+    assert set(zip(iv["method"], iv["weighting"])) == {("hps+pcgrad", "pcgrad"), ("hps+uw", "uw")}
+    assert (iv["delta_mean_ci_low"] <= iv["delta_mean_ci_high"]).all()
 
 
 def test_no_weights_stores_the_cell_without_its_checkpoints(tmp_path, capsys):

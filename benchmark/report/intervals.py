@@ -161,11 +161,14 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
-def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, bool]]], methods: dict[str, str],
-                    baseline: str = "stl", resamples: int = RESAMPLES) -> pd.DataFrame:
+def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, bool]]],
+                    methods: list[tuple[str, str, str]], baseline: str = "stl",
+                    resamples: int = RESAMPLES) -> pd.DataFrame:
     """One row per (dataset, method) of a (profile, data_source) group's test cases: Δs with
     intervals, p-values (raw and Holm-adjusted over the rows), MDE. ``layout[dataset]`` is Table 2's
-    (task, metric, higher_is_better) order, ``methods`` maps each method to its weighting label."""
+    (task, metric, higher_is_better) order; ``methods`` lists each row as (label, method, weighting):
+    the label is the table's method column (``hps`` in Table 2's view, ``hps+pcgrad`` in the
+    extended one)."""
     test = cases[cases["split"] == "test"]
     rows = []
     for dataset, tasks in layout.items():
@@ -186,7 +189,7 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
         if base_weighting is None:
             continue
         base = metrics_of(baseline, base_weighting)
-        for method, weighting in methods.items():
+        for label, method, weighting in methods:
             if method == baseline:
                 continue
             mine = metrics_of(method, weighting)
@@ -198,7 +201,7 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
                     c = compare(mine, base, [h for _, _, h in tasks], resamples)
             except CasesError:
                 continue
-            row = {"dataset": dataset, "method": method, "weighting": weighting, "n_seeds": c.n_seeds,
+            row = {"dataset": dataset, "method": label, "weighting": weighting, "n_seeds": c.n_seeds,
                    "n_cases": c.n_cases, "resamples": c.resamples}
             for k, (task, metric, _) in enumerate(tasks, start=1):
                 row.update({f"task{k}_name": task, f"task{k}_metric": metric, f"task{k}_delta": c.deltas[k - 1],

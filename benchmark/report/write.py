@@ -94,18 +94,25 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         raise ReportWriteError(f"report not written: {atomic.describe(out, exc)}") from None
 
 
-def _write_extended(extended: Report, group: tuple[str, str], sfx: str, out: Path, plots: bool) -> list[Path]:
-    """The extended view of one group: every (architecture, weighting) row ranked (csv, md, tex), the
-    ablation table and the Δ_mean heat map."""
+def _write_extended(extended: Report, group: tuple[str, str], sfx: str, out: Path, plots: bool,
+                    cases: pd.DataFrame | None = None, ci: bool = False) -> list[Path]:
+    """The extended view of one group: every (architecture, weighting) row ranked (csv, md, tex), its
+    intervals (with cases), the ablation table and the Δ_mean heat map."""
     written: list[Path] = []
     table, per_seed = _in_group(extended.table, group), _in_group(extended.per_seed, group)
     if table.empty:
         return written
+    iv = paper_intervals(table, cases, view="extended")
+    written += _write_intervals(iv, out, sfx, f"Every architecture x loss weighting with intervals: profile "
+                                              f"{group[0]}, data source {group[1]}", name="extended_intervals")
+    shown = iv if ci else None
     title = f"Every architecture x loss weighting: profile {group[0]}, data source {group[1]}"
     label = "tab:extended" + ("" if not sfx else "-" + tex_escape(f"{group[0]}-{group[1]}").replace("\\", ""))
     _write(out / f"extended{sfx}.csv", table.round(6), written)
-    _write(out / f"extended{sfx}.md", render_markdown(table, extended.notes.get(group, []), title=title), written)
-    _write(out / f"extended{sfx}.tex", render_latex(table, extended.notes.get(group, []), label=label), written)
+    _write(out / f"extended{sfx}.md", render_markdown(table, extended.notes.get(group, []), title=title,
+                                                      intervals=shown), written)
+    _write(out / f"extended{sfx}.tex", render_latex(table, extended.notes.get(group, []), label=label,
+                                                    intervals=shown), written)
     abl = ablation_table(table, per_seed)
     if abl["method"].nunique() > 1:
         _write(out / f"ablation{sfx}.csv", abl.round(6), written)
@@ -123,23 +130,27 @@ def title_of(group: tuple[str, str]) -> str:
     return f"Table 2's comparisons with intervals: profile {group[0]}, data source {group[1]}"
 
 
-def paper_intervals(table: pd.DataFrame, cases: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Intervals of every Δ of Table 2's view (``intervals.table_intervals``), None without cases."""
+def paper_intervals(table: pd.DataFrame, cases: pd.DataFrame | None, view: str = "paper") -> pd.DataFrame | None:
+    """Intervals of every Δ of a view's table (``intervals.table_intervals``), None without cases."""
     if cases is None or cases.empty or table.empty:
         return None
-    methods = {m: (NONE if m == BASELINE else DEFAULT) for m in table["method"].unique() if m != "average"}
+    labels = [m for m in table["method"].unique() if m != BASELINE]
+    if view == "paper":
+        methods = [(m, m, DEFAULT) for m in labels]
+    else:  # extended rows are "method+weighting"; a weighting's own label may hold "+" (cagrad+c=0.4)
+        methods = [(m, *m.split("+", 1)) for m in labels if "+" in m]
     iv = table_intervals(cases, layout_of(table), methods)
     return None if iv.empty else iv
 
 
-def _write_intervals(iv: pd.DataFrame | None, out: Path, sfx: str, title: str) -> list[Path]:
-    """intervals.{csv,md,tex}: every Δ of the paper view with its interval and tests (cases.csv)."""
+def _write_intervals(iv: pd.DataFrame | None, out: Path, sfx: str, title: str, name: str = "intervals") -> list[Path]:
+    """intervals.{csv,md,tex}: every Δ of a view with its interval and tests (cases.csv)."""
     if iv is None:
         return []
     written: list[Path] = []
-    _write(out / f"intervals{sfx}.csv", iv.drop(columns="comparison").round(6), written)
-    _write(out / f"intervals{sfx}.md", render_intervals_markdown(iv, load_paper_table(), title), written)
-    _write(out / f"intervals{sfx}.tex", render_intervals_latex(iv), written)
+    _write(out / f"{name}{sfx}.csv", iv.drop(columns="comparison").round(6), written)
+    _write(out / f"{name}{sfx}.md", render_intervals_markdown(iv, load_paper_table(), title), written)
+    _write(out / f"{name}{sfx}.tex", render_intervals_latex(iv, label=f"tab:{name}"), written)
     return written
 
 
@@ -192,7 +203,7 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
         if fails is not None and len(fails):
             _write(out / f"failures{sfx}.csv", fails, written)
         if extended is not None:
-            written += _write_extended(extended, group, sfx, out, plots)
+            written += _write_extended(extended, group, sfx, out, plots, _in_group(cases, group), ci)
         title = f"Table 2: profile {group[0]}, data source {group[1]}"
         if table.empty:
             _write(out / f"table2{sfx}.md", render_markdown(table, md_notes, fails, title=title), written)
