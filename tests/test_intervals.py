@@ -134,3 +134,58 @@ def test_seeds_needed_from_the_variance_split():
         c.seeds_needed(2.0) == math.ceil(0.81 * 3 / ((2 / 2.80158) ** 2 - 0.16))
     assert c.seeds_needed(1.0) == math.inf           # the case part alone (2.8·0.4 = 1.12) exceeds it
     assert c.mde == pytest.approx(2.80158, rel=1e-4)
+
+
+def _stoic_run(folder):
+    """A small results folder: STOIC's two AUC tasks, STL and HPS, 2 seeds, 30 test CTs each, with
+    metrics.csv consistent with cases.csv and a cell.json per cell."""
+    import json
+
+    import pandas as pd
+
+    from benchmark.report.cases import case_metric
+
+    rng = np.random.default_rng(0)
+    labels = {t: rng.integers(0, 2, 30) for t in ("covid", "severity")}
+    metrics, cases = [], []
+    for method, weighting, gain in (("stl", "none", 0.0), ("hps", "dwa", 0.8)):
+        for seed in (0, 1):
+            for k, task in enumerate(("covid", "severity"), start=1):
+                y = labels[task]
+                logit = y * (0.5 + gain) + rng.normal(size=30)
+                rows = [{"case": f"ct{i:02d}", "metric": "label", "part": "", "value": float(y[i]), "weight": 1.0}
+                        for i in range(30)]
+                rows += [{"case": f"ct{i:02d}", "metric": "logit", "part": "0", "value": float(logit[i]), "weight": 1.0}
+                         for i in range(30)]
+                keys = dict(dataset="stoic", method=method, weighting=weighting, seed=seed, data_source="synthetic",
+                            profile="quick")
+                cases += [{**keys, "split": "test", "task": task, **r} for r in rows]
+                auc = case_metric(pd.DataFrame(rows), "auc").value
+                metrics.append({**keys, "task": task, "task_index": k, "metric": "auc", "value": auc,
+                                "higher_is_better": True, "primary": True, "split": "test", "image_size": 48})
+            cell = folder / "runs" / "quick-synthetic" / "stoic" / method / weighting / f"seed{seed}"
+            cell.mkdir(parents=True)
+            (cell / "cell.json").write_text(json.dumps({"config": {"seed": seed, "profile": {"name": "quick"}},
+                                                        "config_hash": "x", "wall_seconds": 1.0}))
+    pd.DataFrame(metrics).to_csv(folder / "metrics.csv", index=False)
+    pd.DataFrame(cases).to_csv(folder / "cases.csv", index=False)
+
+
+def test_a_reference_keeps_its_cases_and_its_report_has_intervals(tmp_path, monkeypatch):
+    import gzip
+
+    import benchmark.report.reference as R
+    from benchmark.report.write import write_report
+
+    _stoic_run(tmp_path / "run")
+    monkeypatch.setattr(R, "REFERENCE_DIR", tmp_path / "refs")
+    out = R.make_reference(tmp_path / "run", "tiny", "python reproduce.py ...", 1.0)
+    assert gzip.decompress((out / "cases.csv.gz").read_bytes()) == (tmp_path / "run" / "cases.csv").read_bytes()
+    first = (out / "cases.csv.gz").read_bytes()
+    R.make_reference(tmp_path / "run", "tiny", "python reproduce.py ...", 1.0)
+    assert (out / "cases.csv.gz").read_bytes() == first                  # reproducible bytes (gzip mtime 0)
+    written = {p.name for p in write_report(out / "metrics.csv", tmp_path / "report", plots=False)}
+    assert {"intervals.csv", "intervals.md", "intervals.tex"} <= written
+    import pandas as pd
+    iv = pd.read_csv(tmp_path / "report" / "intervals.csv")
+    assert list(iv.method) == ["hps"] and iv.delta_mean.iloc[0] > 0 and iv.n_cases.iloc[0] == 30

@@ -76,7 +76,7 @@ def render_reference_markdown(cmp: pd.DataFrame, provenance: dict, name: str) ->
 
 def make_reference(results: Path, name: str, command: str, elapsed: float | None = None,
                    note: str = "") -> Path:
-    """Copy ``results``' test metrics (and its ``epochs.csv``) into ``reference/<name>/`` with
+    """Copy ``results``' test metrics (and its ``epochs.csv``, and its ``cases.csv`` gzipped) into ``reference/<name>/`` with
     ``provenance.json``: the command,
     its wall time, and from the cells' ``cell.json`` the code commits, configuration hashes, data
     counts, versions and the training time of each cell."""
@@ -102,6 +102,10 @@ def make_reference(results: Path, name: str, command: str, elapsed: float | None
     atomic.write_text(out / "metrics.csv", metrics[metrics["split"] == "test"].to_csv(index=False))
     if (results / "epochs.csv").is_file():      # the training curves: the report draws them from here
         atomic.write_text(out / "epochs.csv", (results / "epochs.csv").read_text())
+    if (results / "cases.csv").is_file():       # per-case results, for the intervals; gzip (mtime 0: reproducible bytes)
+        import gzip
+        with atomic.replacing(out / "cases.csv.gz") as tmp:
+            tmp.write_bytes(gzip.compress((results / "cases.csv").read_bytes(), mtime=0))
     atomic.write_text(out / "provenance.json", json.dumps(provenance, indent=1, default=str) + "\n")
     return out
 

@@ -164,8 +164,8 @@ def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: st
     failures = _select(read_optional(Path(failures_csv) if failures_csv else metrics_csv.with_name("failures.csv"),
                                       ("dataset", "method", "seed"), side_notes),
                        profile, data_source)
-    cases_path = metrics_csv.with_name("cases.csv")
-    cases = _select(load_cases(cases_path), profile, data_source) if cases_path.is_file() else None
+    found = [p for p in (metrics_csv.with_name("cases.csv"), metrics_csv.with_name("cases.csv.gz")) if p.is_file()]
+    cases = _select(load_cases(found[0]), profile, data_source) if found else None
     report: Report = compute_report(df)
     extended: Report | None = compute_report(df, "extended") if beyond_paper(normalize_metrics(df)) else None
     groups = sorted(set(report.notes) | set(extended.notes if extended is not None else ()) | set(
