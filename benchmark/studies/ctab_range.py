@@ -25,10 +25,19 @@ from data.base import DataError
 def ranges(net, split, batch_size: int) -> dict[str, dict[str, float]]:
     """Per task: largest/median and median/smallest of the per-image RMS of Ê_t and of Ā_t."""
     emb, out = {}, {}
-    hooks = [m.register_forward_hook(lambda mod, i, o, k=k: emb.setdefault(k, []).append(
-        o.float().pow(2).flatten(1).mean(1).sqrt())) for k, m in enumerate(net.ctab.embed)]
-    hooks.append(net.ctab.register_forward_hook(lambda mod, i, o: [out.setdefault(k, []).append(
-        a.float().pow(2).flatten(1).mean(1).sqrt()) for k, a in enumerate(o)]))
+    rms = lambda t: t.float().pow(2).flatten(1).mean(1).sqrt()
+
+    def keep_embedding(k):
+        def hook(module, inputs, output):  # returns None: the output is left as it is
+            emb.setdefault(k, []).append(rms(output))
+        return hook
+
+    def keep_outputs(module, inputs, outputs):
+        for k, a in enumerate(outputs):
+            out.setdefault(k, []).append(rms(a))
+
+    hooks = [m.register_forward_hook(keep_embedding(k)) for k, m in enumerate(net.ctab.embed)]
+    hooks.append(net.ctab.register_forward_hook(keep_outputs))
     net.eval()
     with torch.inference_mode():
         for batch in batches(split, batch_size):
