@@ -86,6 +86,17 @@ PINNED_CI = (5.3177, 13.3333)
 PINNED_P = 0.0025   # 1 / (1 + 400): no relabelling is as extreme (every case improves or ties)
 
 
+def test_bootstrap_p_is_below_005_exactly_when_the_interval_excludes_zero():
+    from benchmark.report.intervals import bootstrap_p
+
+    rng = np.random.default_rng(7)
+    for shift in (-3.0, -1.5, -0.5, 0.0, 0.8, 2.5):
+        r = rng.normal(shift, 1.0, 4000)
+        lo, hi = np.percentile(r, [2.5, 97.5])
+        assert (bootstrap_p(r) < 0.05) == (lo > 0 or hi < 0) or abs(min(abs(lo), abs(hi))) < 0.01
+    assert bootstrap_p(np.zeros(10)) == 1.0 and bootstrap_p(np.ones(99)) == pytest.approx(0.01)
+
+
 def test_bootstrap_interval_agrees_with_scipy_on_one_seed():
     rng = np.random.default_rng(3)
     b = rng.gamma(4, 0.5, 60)
@@ -113,10 +124,11 @@ def test_properties_identical_methods_and_a_clear_win():
     rng = np.random.default_rng(5)
     base = {s: [_mean_metric(rng.gamma(4, 0.5, 30))] for s in range(3)}
     same = compare(base, base, [False], resamples=300)
-    assert same.delta_mean == 0 and same.delta_mean_ci == (0.0, 0.0) and same.p == 1.0
+    assert same.delta_mean == 0 and same.delta_mean_ci == (0.0, 0.0) and same.p == 1.0 and same.p_bootstrap == 1.0
     better = {s: [_mean_metric(base[s][0].data["value"][0, :, 0] * 0.8)] for s in range(3)}
     win = compare(better, base, [False], resamples=300)
     assert win.delta_mean == pytest.approx(20.0) and win.delta_mean_ci[0] > 0 and win.p < 0.01
+    assert win.p_bootstrap == pytest.approx(1 / 301)
     worse_is_negative = compare(base, better, [False], resamples=300)
     assert worse_is_negative.delta_mean < 0 and worse_is_negative.delta_mean_ci[1] < 0
     # scale: Δ is relative, so multiplying every value by 3 changes nothing
@@ -127,7 +139,7 @@ def test_properties_identical_methods_and_a_clear_win():
 
 def test_seeds_needed_from_the_variance_split():
     from benchmark.report.intervals import Comparison
-    c = Comparison([1.0], 1.0, [(0, 2)], (0, 2), [0.5], 0.5, se=1.0, se_seeds=0.9, se_cases=0.4, n_seeds=3,
+    c = Comparison([1.0], 1.0, [(0, 2)], (0, 2), [0.5], 0.5, 0.5, [0.5], se=1.0, se_seeds=0.9, se_cases=0.4, n_seeds=3,
                    n_cases=50, resamples=100)
     # 2.8·sqrt(0.81·3/n + 0.16) <= 2  ->  n >= 0.81·3 / ((2/2.8)^2 - 0.16)
     assert c.seeds_needed(2.0) == math.ceil(0.81 * 3 / ((2 / 2.8016) ** 2 - 0.16)) or \
