@@ -36,7 +36,7 @@ def test_recalibration_from_two_batches_gives_the_population_statistics_on_order
     assert float(bn.running_var) == pytest.approx(pop_var, rel=0.2)
 
 
-def test_recalibration_draws_its_own_batches_and_leaves_the_training_generator_alone():
+def test_recalibration_batches_are_a_function_of_seed_and_epoch():
     images = _blocks()
     split = Split(images, {}, np.arange(len(images)))
     stats = []

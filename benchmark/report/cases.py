@@ -25,7 +25,6 @@ import pandas as pd
 
 MEAN_TYPE = ("dice", "mae", "dose_score", "dvh_score")
 FROM_PREDICTIONS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
-CELL_KEYS = ["profile", "data_source", "dataset", "method", "weighting", "seed"]
 
 
 class CasesError(ValueError):

@@ -36,18 +36,12 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report.cases import CasesError, CaseMetric, align, case_metric, mix
+from benchmark.report.stats import relative_delta  # eq. (3), the one Table 2 uses
 
 RESAMPLES = 2000
 SEED = 2023           # the paper's year: any fixed value makes the tables reproducible
 LEVEL = 0.95
 Z_POWER = 1.959963984540054 + 0.8416212335729143   # z_{1-α/2} + z_{power}, α = 0.05, power 0.8
-
-
-def relative_delta(baseline, value, higher_is_better: bool):
-    """Eq. (3) in percent, positive = better than STL (arrays)."""
-    b, m = np.asarray(baseline, float), np.asarray(value, float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return 100.0 * (1 if higher_is_better else -1) * (m - b) / np.abs(b)
 
 
 @dataclass

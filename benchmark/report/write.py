@@ -27,7 +27,7 @@ from benchmark.report.cases import load_cases
 from benchmark.report.ranks import friedman_nemenyi, plot_cd, scores_of
 from benchmark.report.ranks import render_markdown as render_ranks_markdown
 from benchmark.report.intervals import layout_of, render_intervals_latex, render_intervals_markdown, table_intervals
-from benchmark.training.weighting.catalog import DEFAULT, NONE
+from benchmark.training.weighting.catalog import DEFAULT
 from models.catalog import BASELINE
 
 

@@ -52,12 +52,12 @@ class _Accumulator:
     def cases(self, case_id: np.ndarray) -> list[dict]:
         """Per-case rows ``{case, metric, part, value, weight}`` from which every set-level metric
         of :meth:`result` is recomputed exactly on any resample of cases
-        (``benchmark.report.cases.set_metric``): per case and foreground class the Dice (``part``
+        (``benchmark.report.cases.case_metric``): per case and foreground class the Dice (``part``
         the class; a class absent from both prediction and truth has no row), per case the MAE over
         its pixels (``weight`` its pixel count: the paper's MAE pools pixels) and the masked dose
         error (weight 1: the dose score averages cases), per image its label and logits."""
         t, p = self.task, {k: np.concatenate(v) for k, v in self.parts.items()}
-        ids, inverse = np.unique(case_id, return_inverse=True)
+        ids = np.unique(case_id)
         group = lambda a: M._group_sum(a, case_id)  # rows in the order of np.unique(case_id)
         rows = []
         if t.target == "segmentation":

@@ -50,10 +50,13 @@ def check_gradients(net: nn.Module, where: str, epoch: int, step: int, amp: bool
     if finite.all():
         return
     name = named[int(np.argmin(finite))][0]
-    precision = "bf16 autocast" if amp else "fp32"
     fix = "retry with --set amp=false (fp32)" if amp else "check the data and lower the learning rate"
     raise NonFiniteGradient(f"{where}: the gradient of {name} is not finite at step {step} of epoch {epoch} "
-                            f"({precision} on {device}); {fix}")
+                            f"({precision_label(amp)} on {device}); {fix}")
+
+
+def precision_label(amp: bool) -> str:
+    return "bf16 autocast" if amp else "fp32"
 
 
 class Diverged(RuntimeError):
@@ -124,34 +127,34 @@ def selection_score(val_losses: np.ndarray, reference_losses: np.ndarray) -> flo
     return float(np.mean(np.asarray(val_losses, dtype=np.float64) / ref))
 
 
-def _trivial_output(task: TaskSpec, train: Split, like: torch.Tensor) -> torch.Tensor:
-    """The constant prediction of ``task`` learnt from the training targets alone: the class prior
-    as logits (segmentation, classes), the prevalence as a logit (binary), the mean target
-    (regression, in the loss's scale)."""
+def _trivial_logits(task: TaskSpec, train: Split) -> np.ndarray:
+    """The constant prediction of ``task`` learnt from the training targets alone, one value per
+    output channel: the class prior as logits (segmentation, classes), the prevalence as a logit
+    (binary), the mean target (regression, in the loss's scale)."""
     y = np.asarray(train.targets[task.name])
     if task.target == "regression":
-        return torch.full_like(like, float(y.mean()) / task.scale)
+        return np.array([float(y.mean()) / task.scale])
     counts = np.bincount(y.reshape(-1).astype(np.int64), minlength=max(task.num_outputs, 2)).astype(np.float64)
     prior = (counts + 1.0) / (counts.sum() + len(counts))  # add-one: a class absent from training stays finite
     if task.target == "binary":
-        return torch.full_like(like, float(np.log(prior[1] / prior[0])))
-    logits = torch.as_tensor(np.log(prior[:task.num_outputs]), dtype=like.dtype)
-    return logits.view(1, -1, *([1] * (like.ndim - 2))).expand_as(like).contiguous()
+        return np.array([np.log(prior[1] / prior[0])])
+    return np.log(prior[:task.num_outputs])
 
 
 def trivial_losses(tasks: tuple[TaskSpec, ...], train: Split, val: Split, losses: dict,
                    batch_size: int) -> np.ndarray:
     """Each task's validation loss (batch-weighted, as :func:`evaluate` averages it) of the
-    trivial prediction :func:`_trivial_output`: the selection score's per-task reference."""
+    trivial prediction :func:`_trivial_logits`: the selection score's per-task reference."""
     out = np.zeros(len(tasks))
     for k, t in enumerate(tasks):
+        constant = torch.as_tensor(_trivial_logits(t, train), dtype=torch.float32)  # once per task
         total, count = 0.0, 0
         for start in range(0, len(val), batch_size):
             y = torch.from_numpy(np.ascontiguousarray(val.targets[t.name][start:start + batch_size]))
             n = len(y)
             shape = {"segmentation": (n, t.num_outputs, *y.shape[1:]), "regression": tuple(y.shape),
                      "multiclass": (n, t.num_outputs), "binary": (n, 1)}[t.target]
-            pred = _trivial_output(t, train, torch.empty(shape))
+            pred = constant.view(1, -1, *([1] * (len(shape) - 2))).expand(shape).contiguous()
             total += float(losses[t.name](pred, y)) * n
             count += n
         out[k] = total / max(count, 1)
@@ -242,7 +245,7 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
                 k = int(np.argmin(finite))
                 raise NonFiniteLoss(f"{where}: training loss of task {tasks[k].name!r} is "
                                     f"{float(step_losses[k])} in epoch {epoch} (step {steps}, "
-                                    f"{'bf16 autocast' if amp else 'fp32'} on {device})")
+                                    f"{precision_label(amp)} on {device})")
             check_gradients(net, where, epoch, steps, amp, device)
         opt.step()
         weighting.after_step(task_losses)  # FAMO re-evaluates the batch; the others ignore it

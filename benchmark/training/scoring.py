@@ -1,5 +1,6 @@
-"""Scoring a trained network on a split: the one path the runner, ``benchmark.evaluate`` and the
-studies share, so that a stored number and a re-scored one are the same computation.
+"""Scoring a trained network on a split: the one path the runner and ``benchmark.evaluate`` share,
+so that a stored number and a re-scored one are the same computation (the studies still call
+``evaluation.evaluate`` for their own slice-level numbers).
 
 Every task's loss and metrics (``evaluation.evaluate``) and, on the test split of a dataset with
 whole test volumes, OpenKBP's own dose and DVH scores on whole patients in place of the slice-level
