@@ -6,5 +6,6 @@
   weightings (``weighting/``);
 - ``report/``: Table 2 from a metrics CSV (statistics, the paper's table, LaTeX/Markdown, plots);
   it imports no torch;
+- ``api.py``: the same from Python (``run_grid``, ``load_results``, ``render_report``);
 - ``speed.py``: the training-step profiler (``python -m benchmark.speed``).
 """

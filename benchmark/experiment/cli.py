@@ -39,7 +39,8 @@ _seconds = _at_least(0.0, float, "a number of seconds")
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="reproduce.py",
+        # the program's own name: `reproduce.py`, or `ctan-bench` when installed (pyproject.toml)
+        prog=None,
         description="Reproduce Table 2 of the CTAN paper: every method x dataset cell, with seeds.")
     p.add_argument("--all", action="store_true",
                    help="every dataset and the paper's four methods (the default when none is named)")
@@ -137,6 +138,15 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
                      keep_last=args.keep_last, keep_weights=not args.no_weights, tensorboard=not args.no_tensorboard)
 
 
+def grid_configs(datasets, methods, weightings, seeds, profile: Profile, sources: dict[str, str],
+                 data_root: str | None = None, skip_bad: bool = False, deterministic: bool = False):
+    """Every cell of a grid, in order, once: STL ignores the weighting, so it gets one cell per seed,
+    the baseline of every row (``python reproduce.py`` and ``benchmark.api.run_grid`` both plan here)."""
+    return list(dict.fromkeys(
+        resolve_config(d, m, s, profile, sources[d], data_root, skip_bad, deterministic, w)
+        for d in datasets for m in methods for w in weightings for s in seeds))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.deterministic:
@@ -152,9 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ProfileError, WeightingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    configs = list(dict.fromkeys(  # STL ignores the weighting: one cell per seed, the baseline of every row
-        resolve_config(d, m, s, profile, sources[d], args.data_root, args.skip_bad, args.deterministic, w)
-        for d in datasets for m in methods for w in weightings for s in args.seeds))
+    configs = grid_configs(datasets, methods, weightings, args.seeds, profile, sources, args.data_root,
+                           args.skip_bad, args.deterministic)
     print(f"profile {profile.label} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
         print(f"  {d}: {sources[d].upper()} data" + (" (synthetic stand-in, not the real dataset)"
