@@ -34,7 +34,7 @@ def run_grid(datasets: Sequence[str] | None = None, methods: Sequence[str] | Non
              weightings: Sequence[str] | None = None, data: str = "auto", data_root: str | None = None,
              results: str | Path = "results", jobs: int = 1, device: str = "cpu",
              settings: dict[str, str] | None = None, skip_bad: bool = False, force: bool = False,
-             progress: bool = False, log=print) -> list:
+             progress: bool = False, plugins: Sequence[str] = (), log=print) -> list:
     """Train every pending cell of ``datasets × methods × weightings × seeds`` into ``results``
     (finished cells are skipped, as on the command line) and rebuild its CSVs. ``settings`` are
     ``--set`` overrides of the profile (``{"epochs": 2}``). Returns one ``Outcome`` per cell
@@ -45,7 +45,9 @@ def run_grid(datasets: Sequence[str] | None = None, methods: Sequence[str] | Non
     from benchmark.experiment.runner import run_grid as _run
     from benchmark.training.weighting.catalog import DEFAULT, parse
     from models.catalog import PAPER_METHODS
+    from benchmark.plugins import load_all
 
+    load_all(plugins)
     chosen = _profile(profile, settings, device, log)
     datasets = list(datasets or DATASETS)
     sources = {d: resolve_source(d, data, data_root) for d in datasets}

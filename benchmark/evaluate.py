@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from benchmark.plugins import PluginError, load_all as load_plugins
 from benchmark.experiment import store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.profiles import Profile
@@ -116,7 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", default="test", choices=("test", "val", "train"))
     ap.add_argument("--export", default=None, metavar="DIR", help="write the predictions into DIR")
     ap.add_argument("--data-root", default=None, help="where the real data are now, if they moved")
+    ap.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                    help="the plug-in that registered the cell's method or weighting (docs/extending.md)")
     args = ap.parse_args(argv)
+    try:
+        load_plugins(args.plugin)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     cell = Path(args.cell)
     try:
         cfg, networks, data = load_cell(cell, args.data_root)

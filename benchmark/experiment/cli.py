@@ -12,6 +12,7 @@ from benchmark.experiment.parallel import Execution, SlurmOptions
 from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, load_profile_file,
                                            parse_settings, with_overrides)
 from benchmark.experiment.precision import resolve_precision
+from benchmark.plugins import PluginError, load_all as load_plugins
 from data import DATASETS
 from data.base import DataError
 from data.prepare import SOURCES, resolve_source
@@ -37,11 +38,28 @@ _seed = _at_least(0, below="seeds are 0 or more, got {value}")
 _seconds = _at_least(0.0, float, "a number of seconds")
 
 
+def _load_plugins(argv: list[str] | None) -> list[str]:
+    """The ``--plugin`` modules, imported before the parser is built: their methods and weightings
+    are choices like the suite's own (benchmark/plugins.py)."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(argv)
+    try:
+        return load_plugins(known.plugin)
+    except PluginError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    _load_plugins(argv)
     p = argparse.ArgumentParser(
         # the program's own name: `reproduce.py`, or `ctan-bench` when installed (pyproject.toml)
         prog=None,
         description="Reproduce Table 2 of the CTAN paper: every method x dataset cell, with seeds.")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module (name or .py file) registering your own methods or weightings; repeatable "
+                        "(docs/extending.md)")
     p.add_argument("--all", action="store_true",
                    help="every dataset and the paper's four methods (the default when none is named)")
     p.add_argument("--extended", action="store_true",

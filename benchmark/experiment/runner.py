@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark.plugins import PluginError, load_all as load_plugins
 from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.parallel import Execution, execute, lease_device
@@ -158,6 +159,10 @@ def run_and_store(cfg: CellConfig, results: str, execution: Execution = Executio
     is raised (one failing cell must not stop the grid): a cell another runner holds is
     ``claimed``; a failing one records its traceback in error.txt; one that trained but could not
     be stored says so, naming the path and the cause."""
+    try:
+        load_plugins()   # $CTAN_PLUGINS: a worker process loads what the command line loaded
+    except PluginError as exc:
+        return Outcome(cfg, "failed", str(exc))
     torch.set_num_threads(cfg.profile.threads)
     directory = cfg.directory(results)
     start = time.perf_counter()

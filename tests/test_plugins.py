@@ -1,0 +1,75 @@
+"""Plug-ins (benchmark/plugins.py): a user's architecture and weighting from a folder outside the
+tree, trained in worker processes into the report; clashes and inconsistent entries fail at start-up."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from benchmark import plugins
+from benchmark.training.weighting.catalog import WeightingInfo
+from models.catalog import MethodInfo
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "docs" / "examples" / "my_plugin.py"
+
+
+def _reproduce(args, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "reproduce.py"), *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=900, env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+
+
+def test_a_plugin_from_outside_the_tree_trains_in_workers_into_the_report(tmp_path):
+    plugin = tmp_path / "user" / "my_plugin.py"
+    plugin.parent.mkdir()
+    shutil.copy(EXAMPLE, plugin)
+    run = _reproduce(["--plugin", str(plugin), "--dataset", "stoic", "--method", "stl", "--method", "hps_gate",
+                      "--weighting", "fixed+w=0.7", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+                      "--results", str(tmp_path / "res"), "--no-progress", "--jobs", "2"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    metrics = pd.read_csv(tmp_path / "res" / "metrics.csv")
+    assert set(zip(metrics["method"], metrics["weighting"])) == {("stl", "none"), ("hps_gate", "fixed+w=0.7")}
+    assert metrics["value"].notna().all()
+    # not the paper's view (table2: its methods with DWA), the extended one, labelled from the plug-in's entries
+    assert "HPS+gate + Fixed (w=0.7)" in (tmp_path / "res" / "report" / "extended.md").read_text()
+
+
+def test_a_plugin_is_a_choice_of_the_command_line(tmp_path):
+    run = _reproduce(["--plugin", str(EXAMPLE), "--help"], cwd=tmp_path)
+    assert run.returncode == 0 and "hps_gate" in run.stdout
+
+
+def test_a_clash_is_one_error_at_start_up(tmp_path):
+    clash = tmp_path / "clash.py"
+    clash.write_text("from benchmark.plugins import register_method\nfrom models.catalog import MethodInfo\n"
+                     "from models.hps import HPS\nregister_method(MethodInfo('hps', 'HPS', 'again', paper=False), HPS)\n")
+    run = _reproduce(["--plugin", str(clash), "--dataset", "stoic", "--dry-run"], cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [f"error: plug-in {clash}: method 'hps' is already registered; "
+                                               f"choose another name"]
+
+
+def test_a_missing_plugin_file_is_named(tmp_path):
+    run = _reproduce(["--plugin", str(tmp_path / "nope.py"), "--dry-run"], cwd=tmp_path)
+    assert run.returncode == 2 and f"plug-in {tmp_path / 'nope.py'}: no such file" in run.stderr
+
+
+def test_inconsistent_entries_are_refused():
+    from benchmark.training.weighting.ew import EW
+    from models.hps import HPS
+    with pytest.raises(plugins.PluginError, match="the class says name 'ew'"):
+        plugins.register_weighting(WeightingInfo("ew2", "EW2", "loss", "EW under another name"), EW)
+    with pytest.raises(plugins.PluginError, match="takes no \\['beta'\\]"):
+        class EW3(EW):
+            name = "ew3"
+        plugins.register_weighting(WeightingInfo("ew3", "EW3", "loss", "x", (("beta", 1.0),)), EW3)
+    with pytest.raises(plugins.PluginError, match="is not a models.base.MultiTaskModel"):
+        plugins.register_method(MethodInfo("plain", "Plain", "x", paper=False), dict)
+    with pytest.raises(plugins.PluginError, match="paper=True"):
+        plugins.register_method(MethodInfo("hps2", "HPS2", "x"), HPS)
+    with pytest.raises(plugins.PluginError, match="'none' is already registered"):
+        plugins.register_weighting(WeightingInfo("none", "None", "loss", "x"), EW)
