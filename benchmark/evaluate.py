@@ -3,7 +3,7 @@ metric was added) next to the stored ones, and, with ``--export``, its predictio
 
     python -m benchmark.evaluate CELL_DIR [--split test|val] [--export DIR] [--data-root PATH]
 
-CELL_DIR is a cell's folder (``results/runs/<profile>-<source>/<dataset>/<method>/seed<k>``). The
+CELL_DIR is a cell's folder (``results/runs/<profile>-<source>/<dataset>/<method>/<weighting>/seed<k>``). The
 model is rebuilt from the cell's ``cell.json`` and given each network's selected weights
 (``checkpoints/<network>/selected.pt``); the data are loaded as the cell loaded them (``--data-root``
 when the real data moved). Writes ``evaluation_<split>.csv`` (the schema of metrics.csv) into the
@@ -113,7 +113,7 @@ def export(cfg: CellConfig, networks: list, data: TaskData, split: str, out: Pat
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark.evaluate", description=__doc__.split("\n\n")[0])
-    ap.add_argument("cell", help="a cell's folder: results/runs/<profile>-<source>/<dataset>/<method>/seed<k>")
+    ap.add_argument("cell", help="a cell's folder: results/runs/<profile>-<source>/<dataset>/<method>/<weighting>/seed<k>")
     ap.add_argument("--split", default="test", choices=("test", "val", "train"))
     ap.add_argument("--export", default=None, metavar="DIR", help="write the predictions into DIR")
     ap.add_argument("--data-root", default=None, help="where the real data are now, if they moved")
