@@ -103,6 +103,16 @@ def test_famo_moves_weight_to_the_task_that_improved_less():
     assert z[1] > z[0] and torch.isfinite(z).all()
 
 
+@pytest.mark.parametrize("name", list(WEIGHTINGS))
+def test_the_catalog_is_the_one_source_of_hyper_parameters(name):
+    """Each constructor takes exactly the hyper-parameters its catalog entry lists, with the same
+    defaults: a default changed in one place only would make a cell's label lie about what ran."""
+    import inspect
+    params = {k: p.default for k, p in inspect.signature(CLASSES[name].__init__).parameters.items()
+              if k not in ("self", "n_tasks")}
+    assert params == dict(WEIGHTINGS[name].defaults)
+
+
 def test_every_weighting_is_registered_named_and_checkpointable():
     assert list(CLASSES) == list(WEIGHTINGS)
     for name in WEIGHTINGS:
