@@ -603,3 +603,14 @@ def test_extended_table_ablation_and_heatmap_from_architecture_by_weighting_rows
     abl = pd.read_csv(out / "ablation.csv")
     assert {"ctan", "ctae_only", "ctab_only", "mtan", "hps"} <= set(abl["method"])
     assert (out / "heatmap.png").stat().st_size > 1000
+
+
+def test_an_unknown_filter_is_an_error_naming_what_exists(tmp_path, capsys):
+    path = write_csv(tmp_path, metrics_rows())
+    assert report_main(["--metrics", str(path), "--out", str(tmp_path / "out"), "--profile", "nosuch"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {path}: no rows with profile 'nosuch'; it holds ['quick']"]
+    assert report_main(["--metrics", str(path), "--out", str(tmp_path / "out"), "--data-source", "rea"]) == 2
+    assert "no rows with data_source 'rea'; it holds ['synthetic']" in capsys.readouterr().err
+    assert report_main(["--metrics", str(path), "--out", str(tmp_path / "out"), "--profile", "quick",
+                        "--no-plots"]) == 0

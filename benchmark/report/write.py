@@ -13,7 +13,7 @@ import pandas as pd
 
 from benchmark import atomic
 from benchmark.report import plots as P
-from benchmark.report.inputs import GROUP_KEYS, load_metrics, read_optional
+from benchmark.report.inputs import GROUP_KEYS, ReportInputError, load_metrics, read_optional
 from benchmark.report.paper import compare_with_paper, load_paper_table
 from benchmark.report.render import (dataset_label, method_label, render_compare_markdown, render_latex,
                                      render_markdown, tex_escape)
@@ -157,7 +157,12 @@ def _write_intervals(iv: pd.DataFrame | None, out: Path, sfx: str, title: str, n
 def _write_groups(metrics_csv: Path, out: Path, compare_paper: bool, profile: str | None, data_source: str | None,
                   epochs_csv, failures_csv, plots: bool, ci: bool = False) -> list[Path]:
     side_notes: list[str] = []
-    df = _select(load_metrics(metrics_csv), profile, data_source)
+    every = load_metrics(metrics_csv)
+    for column, wanted in (("profile", profile), ("data_source", data_source)):
+        present = sorted(every[column].astype(str).unique())
+        if wanted is not None and present and wanted not in present:   # a typo is not "no results"
+            raise ReportInputError(f"{metrics_csv}: no rows with {column} {wanted!r}; it holds {present}")
+    df = _select(every, profile, data_source)
     epochs = _select(read_optional(Path(epochs_csv) if epochs_csv else metrics_csv.with_name("epochs.csv"),
                                     ("dataset", "method", "seed", "epoch", "task"), side_notes),
                      profile, data_source)
