@@ -520,3 +520,20 @@ def test_dose_error_split_by_slice_kind_adds_up_to_the_challenges_dose_score():
     assert off_by_one["error_share_oar_slices"] == pytest.approx(off_by_one["voxel_share_oar_slices"])
     zero = error_by_slice_kind(v, task, lambda rows: np.zeros(v.dose[rows].shape))
     assert zero["dose_score"] == pytest.approx(zero["zero_prediction_dose_score"])
+
+
+def test_a_bad_file_is_one_error_before_any_cell(tmp_path, capsys):
+    """Prepared once for the whole grid, in the main process: one error line naming the file, exit 2,
+    and no cell started (it used to fail once per cell, each preparing the data again)."""
+    import reproduce
+    write_openkbp(tmp_path / "okbp")
+    path = tmp_path / "okbp" / "validation-pats" / "pt_201" / "dose.csv"
+    path.write_bytes(b",data\n12,3.5\n\x00\xff\xfe\x89garbage,,,\n")
+    status = reproduce.main(["--dataset", "openkbp", "--method", "stl", "--method", "hps", "--data", "real",
+                             "--data-root", str(tmp_path / "okbp"), "--profile", "smoke", "--seeds", "0", "1",
+                             "--results", str(tmp_path / "results"), "--no-progress", "--jobs", "1"])
+    assert status == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and str(path) in errors[0] and "Traceback" not in err
+    assert not (tmp_path / "results" / "runs").exists()

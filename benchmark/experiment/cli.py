@@ -15,7 +15,7 @@ from benchmark.experiment.precision import resolve_precision
 from benchmark.plugins import PluginError, load_all as load_plugins
 from data import DATASETS
 from data.base import DataError
-from data.prepare import SOURCES, resolve_source
+from data.prepare import SOURCES, find_root, prepare, resolve_source
 from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS, WeightingError, parse
 from models.catalog import METHODS, PAPER_METHODS, bottleneck_side
 
@@ -165,6 +165,18 @@ def grid_configs(datasets, methods, weightings, seeds, profile: Profile, sources
         for d in datasets for m in methods for w in weightings for s in seeds))
 
 
+def prepare_once(configs, log=print) -> None:
+    """Real data prepared (or found prepared) once per dataset, size and root, before any cell runs:
+    a bad raw file is one error here, not one per cell, and ``--jobs`` workers then read one cache
+    entry instead of preparing it side by side."""
+    for name, root, size, skip_bad in dict.fromkeys(
+            (c.dataset, c.data_root, c.image_size, c.skip_bad) for c in configs
+            if c.data_source == "real" and c.data_root):
+        found = find_root(name, root)      # as data.prepare.load: a root without it means "use the cache"
+        if found is not None:
+            prepare(name, found, size, skip_bad=skip_bad, log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.deterministic:
@@ -195,6 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
+    try:
+        prepare_once(configs)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     from benchmark.experiment.runner import SettingsConflict, run_grid  # torch: only when something trains
     try:
         outcomes = run_grid(configs, args.results, execution_from_args(args), args.force, not args.no_progress)
