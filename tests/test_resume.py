@@ -2,6 +2,7 @@
 models re-evaluated, live curves."""
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -20,9 +21,9 @@ CELL = ["--dataset", "stoic", "--method", "stl", "--profile", "smoke", "--seeds"
 LABEL = "smoke+epochs=4+synthetic_sizes=96x16x16"
 
 
-def _run(results: Path, extra=()) -> subprocess.Popen:
+def _run(results: Path, extra=(), stdout=subprocess.DEVNULL) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "reproduce.py", *CELL, "--results", str(results), *extra], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=stdout, stderr=subprocess.DEVNULL)
 
 
 def _numbers(results: Path) -> tuple[pd.Series, pd.DataFrame]:
@@ -57,7 +58,11 @@ def test_a_cell_killed_mid_epoch_resumes_and_gives_the_uninterrupted_numbers(tmp
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not store.is_finished(cell) and (cell / "checkpoints" / "covid" / "result.json").is_file()
-    assert _run(tmp_path / "killed", extra).wait(timeout=600) == 0
+    with open(tmp_path / "resumed.log", "w") as out:
+        assert _run(tmp_path / "killed", extra, out).wait(timeout=600) == 0
+    said = (tmp_path / "resumed.log").read_text()       # a resume is said, per network, never silent
+    assert f"[resume] {cell / 'checkpoints' / 'covid'}: this network finished before the interruption" in said
+    assert re.search(rf"\[resume\] {re.escape(str(cell / 'checkpoints' / 'severity'))}: resuming at epoch [1-9]", said)
     whole, killed = uninterrupted, _numbers(tmp_path / "killed")
     pd.testing.assert_series_equal(whole[0], killed[0], check_exact=True)
     pd.testing.assert_frame_equal(whole[1], killed[1], check_exact=True)

@@ -142,6 +142,8 @@ def _train(net, tasks, data, cfg: CellConfig, k: int, device, progress: bool, di
     ckpt = Checkpoints(directory / "checkpoints" / network, execution.checkpoint_every, execution.keep_last)
     done = ckpt.result()
     if done is not None:  # finished before the cell was interrupted
+        print(f"[resume] {ckpt.folder}: this network finished before the interruption; its selected "
+              f"weights are reused", flush=True)
         net.load_state_dict(ckpt.selected()["model"])
         return TrainResult(**done)
     log = EpochLog(directory / "tensorboard" / network) if execution.tensorboard else None

@@ -337,6 +337,9 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         rows = resumed["rows"]
         best = (resumed["best_score"], resumed["best_epoch"], checkpoints.selected()["model"], resumed["best_val"])
     start_epoch = resumed["epoch"] + 1 if resumed is not None else 0
+    if resumed is not None:   # said, never silent: the numbers equal an uninterrupted run's
+        print(f"[resume] {checkpoints.folder}: resuming at epoch {start_epoch} of {profile.epochs} "
+              f"from its last checkpoint", flush=True)
     changed = False  # the selected weights changed since the last checkpoint
 
     def training_state(epoch: int) -> dict:
