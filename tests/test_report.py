@@ -574,6 +574,10 @@ def test_secondary_metrics_table_with_the_challenges_published_scores(tmp_path):
     md = (tmp_path / "out" / "secondary.md").read_text()
     assert "| STL | none | 14.00 ± 1.00 (n = 3) | 28.00 ± 2.00 (n = 3) |" in md
     assert "*2.31* | *1.55*" in md                      # the challenge winner, both scores
+    one_seed = df[(df["method"] == "stl") | (df["seed"] == 0)]        # HPS with one seed: no "± nan"
+    write_report(write_csv(tmp_path, one_seed, "one.csv"), tmp_path / "one", plots=False)
+    assert "| HPS | dwa | 12.00 (n = 1, no spread) | 24.00 (n = 1, no spread) |" in (
+        tmp_path / "one" / "secondary.md").read_text()
     primary_only = df[df["primary"]]
     write_report(write_csv(tmp_path, primary_only, "p.csv"), tmp_path / "p", plots=False)
     assert not (tmp_path / "p" / "secondary.md").exists()

@@ -47,7 +47,7 @@ def render_secondary_markdown(table: pd.DataFrame, anchors: pd.DataFrame, title:
             cells = []
             for m in metrics:
                 r = rows[rows["metric"] == m]
-                cells.append("" if r.empty else f"{r['mean'].iloc[0]:.2f} ± {r['std'].iloc[0]:.2f} (n = {r['n_seeds'].iloc[0]})")
+                cells.append("" if r.empty else _mean_sd(r["mean"].iloc[0], r["std"].iloc[0], r["n_seeds"].iloc[0]))
             lines.append(f"| {method_label(method)} | {weighting} | " + " | ".join(cells) + " |")
         pub = anchors[(anchors["dataset"] == dataset) & anchors["metric"].isin(metrics)]
         for source, rows in pub.groupby("source", sort=False):
@@ -59,3 +59,8 @@ def render_secondary_markdown(table: pd.DataFrame, anchors: pd.DataFrame, title:
                       "(its 100 test patients at the full 128 px resolution); "
                       + "; ".join(dict.fromkeys(f"{r.source}: {r.note}" for r in pub.itertuples())) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _mean_sd(mean: float, sd: float, n: int) -> str:
+    """``mean ± sd (n = k)``; one seed has no spread, and says so instead of printing ``± nan``."""
+    return f"{mean:.2f} (n = 1, no spread)" if n == 1 or sd != sd else f"{mean:.2f} ± {sd:.2f} (n = {n})"
