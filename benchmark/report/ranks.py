@@ -113,10 +113,7 @@ def plot_cd(res: RankResult, path_stem: Path, label=lambda m: m) -> list[Path]:
         ax.plot([ranks[a] - 0.03, ranks[b] + 0.03], [y, y], color="tab:red", lw=3, solid_capstyle="round")
     ax.set_title(f"Friedman p = {res.p:.3f} over {res.n} datasets", fontsize=9, pad=28)
     fig.tight_layout()
-    paths = []
-    for ext in ("png", "pdf"):
-        p = path_stem.with_suffix(f".{ext}")
-        fig.savefig(p, dpi=150)
-        paths.append(p)
+    from benchmark.report.plots import _save       # atomic, dates off: as every other figure of the report
+    paths = _save(fig, path_stem)
     plt.close(fig)
     return paths
