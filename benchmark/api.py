@@ -16,17 +16,7 @@ from typing import Iterable, Sequence
 import pandas as pd
 
 from benchmark.experiment.parallel import Execution
-from benchmark.experiment.precision import resolve_precision
-from benchmark.experiment.profiles import Profile, get_profile, with_overrides
-
-
-def _profile(profile: str | Profile, settings: dict[str, str] | None, device: str, note) -> Profile:
-    chosen = get_profile(profile) if isinstance(profile, str) else profile
-    chosen = with_overrides(chosen, {k: str(v) for k, v in (settings or {}).items()})
-    chosen, message = resolve_precision(chosen, (device,), explicit_amp="amp" in (settings or {}))
-    if message:
-        note(message)
-    return chosen
+from benchmark.experiment.profiles import Profile, get_profile
 
 
 def run_grid(datasets: Sequence[str] | None = None, methods: Sequence[str] | None = None,
@@ -41,14 +31,15 @@ def run_grid(datasets: Sequence[str] | None = None, methods: Sequence[str] | Non
     (``.config``, ``.status``, ``.message``)."""
     from data import DATASETS
     from data.prepare import resolve_source
-    from benchmark.experiment.cli import grid_configs
+    from benchmark.experiment.cli import grid_configs, settled_profile
     from benchmark.experiment.runner import run_grid as _run
     from benchmark.training.weighting.catalog import DEFAULT, parse
     from models.catalog import PAPER_METHODS
     from benchmark.plugins import load_all
 
     load_all(plugins)
-    chosen = _profile(profile, settings, device, log)
+    chosen = settled_profile(get_profile(profile) if isinstance(profile, str) else profile,
+                             {k: str(v) for k, v in (settings or {}).items()}, (device,), log)
     datasets = list(datasets or DATASETS)
     sources = {d: resolve_source(d, data, data_root) for d in datasets}
     labels = list(dict.fromkeys(parse(w).label for w in (weightings or [DEFAULT])))

@@ -55,21 +55,28 @@ def _import(spec: str):
     return importlib.import_module(spec)
 
 
+def _load_one(key: str, label: str, loader) -> None:
+    """``loader()`` once per process under ``key``; what it raises becomes one PluginError naming
+    ``label``, and registrations made meanwhile name it in theirs."""
+    global _current
+    if key in _loaded:
+        return
+    _current = label
+    try:
+        _loaded[key] = loader()
+    except PluginError:
+        raise
+    except Exception as exc:                     # the user's module: say which and what it raised
+        raise PluginError(f"plug-in {label} could not be imported: {type(exc).__name__}: {exc}") from None
+    finally:
+        _current = "<direct call>"
+
+
 def load(specs: Iterable[str]) -> list[str]:
     """Import each plug-in (a module name or a ``.py`` path) once; returns the specs now loaded."""
-    global _current
     for spec in (s.strip() for s in specs):
-        if not spec or spec in _loaded:
-            continue
-        _current = spec
-        try:
-            _loaded[spec] = _import(spec)
-        except PluginError:
-            raise
-        except Exception as exc:                     # the user's module: say which and what it raised
-            raise PluginError(f"plug-in {spec} could not be imported: {type(exc).__name__}: {exc}") from None
-        finally:
-            _current = "<direct call>"
+        if spec:
+            _load_one(spec, spec, lambda spec=spec: _import(spec))
     return list(_loaded)
 
 
@@ -83,15 +90,7 @@ def load_all(specs: Iterable[str] = ()) -> list[str]:
         os.environ[ENV_VAR] = ",".join(every)
     load(every)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.value not in _loaded:
-            global _current
-            _current = f"entry point {ep.name} ({ep.value})"
-            try:
-                _loaded[ep.value] = ep.load()
-            except Exception as exc:
-                raise PluginError(f"plug-in {_current} could not be loaded: {type(exc).__name__}: {exc}") from None
-            finally:
-                _current = "<direct call>"
+        _load_one(ep.value, f"entry point {ep.name} ({ep.value})", ep.load)
     return list(_loaded)
 
 

@@ -134,8 +134,14 @@ def resolve_profile(args: argparse.Namespace, note=print) -> Profile:
     settings = parse_settings(args.settings)
     if args.threads is not None:
         settings.setdefault("threads", str(args.threads))
+    return settled_profile(profile, settings, _devices(args), note)
+
+
+def settled_profile(profile: Profile, settings: dict[str, str], devices: tuple[str, ...], note=print) -> Profile:
+    """``profile`` with ``settings`` applied, in the precision ``devices`` can train it in (the
+    command line and ``benchmark.api.run_grid`` both resolve here)."""
     profile = with_overrides(profile, settings)
-    profile, message = resolve_precision(profile, _devices(args), explicit_amp="amp" in settings)
+    profile, message = resolve_precision(profile, devices, explicit_amp="amp" in settings)
     if message:
         note(message)
     return profile
