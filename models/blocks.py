@@ -42,13 +42,6 @@ class PixelDecoder(nn.Module):
         return F.interpolate(self.head(x), size=size, mode="bilinear", align_corners=False)
 
 
-# The last stride-2 layer of an image decoder sees a 1x1 map at the smoke size (32 px). On an Intel
-# Xeon with AMX its bf16 weight gradient came out non-finite (issue 21; the data gradient and every
-# other parameter finite, so the conv's backward-weights kernel): that layer runs in fp32 on 1x1
-# maps under autocast, where bf16 saves nothing. tests/test_precision.py keeps the reproduction.
-FP32_ON_SINGLE_PIXEL = True
-
-
 class ImageDecoder(nn.Module):
     """Image-level decoder (classification): starts at stage 1 and goes down through four stride-2
     layers; after each of the first three the next stage's features join through a skip
@@ -70,13 +63,7 @@ class ImageDecoder(nn.Module):
             if x.shape[-2:] != skip.shape[-2:]:  # odd input sizes
                 x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             x = merge(torch.cat([x, skip], 1))
-        return self.fc(self._last_down(x).mean((2, 3)))
-
-    def _last_down(self, x: torch.Tensor) -> torch.Tensor:
-        if FP32_ON_SINGLE_PIXEL and x.shape[-2:] == (1, 1) and torch.is_autocast_enabled(x.device.type):
-            with torch.autocast(x.device.type, enabled=False):
-                return self.last_down(x.float())
-        return self.last_down(x)
+        return self.fc(self.last_down(x).mean((2, 3)))
 
 
 def make_decoder(task: TaskSpec, channels: tuple[int, ...]) -> nn.Module:

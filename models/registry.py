@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from data.spec import TaskSpec
+from models.amx import guard
 from models.base import MultiTaskModel
 from models.catalog import METHODS
 from models.cross_stitch import CrossStitch
@@ -20,8 +21,10 @@ if list(MODELS) != list(METHODS):  # the catalog and the classes must name the s
 
 
 def build_model(method: str, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50",
-                pretrained: bool = False, in_channels: int = 3) -> MultiTaskModel:
-    """Build ``method`` for a dataset's task specs."""
+                pretrained: bool = False, in_channels: int = 3, **options) -> MultiTaskModel:
+    """Build ``method`` for a dataset's task specs, with the AMX bf16 workaround applied (models.amx);
+    ``options`` go to the method's class (a study's variant, e.g. CTAN without one of its blocks)."""
     if method not in MODELS:
         raise ValueError(f"unknown method {method!r}; choose one of {list(MODELS)}")
-    return MODELS[method](tuple(tasks), backbone=backbone, pretrained=pretrained, in_channels=in_channels)
+    return guard(MODELS[method](tuple(tasks), backbone=backbone, pretrained=pretrained, in_channels=in_channels,
+                                 **options))

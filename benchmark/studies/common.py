@@ -16,7 +16,7 @@ from benchmark.training.evaluation import evaluate
 from benchmark.training.loop import EpochEnd, train_network
 from data.base import TaskData
 from data.spec import TaskSpec
-from models.registry import MODELS
+from models.registry import build_model
 
 
 def with_tasks(data: TaskData, change: Callable[[TaskSpec], TaskSpec]) -> TaskData:
@@ -40,8 +40,8 @@ def run_variant(dataset: str, method: str, seed: int, profile: Profile, variant:
     torch.manual_seed(seed)
     np.random.seed(seed)
     spec = data.spec
-    model = MODELS[method](spec.tasks, backbone=profile.backbone, pretrained=profile.pretrained,
-                           in_channels=spec.in_channels, **(model_kwargs or {}))
+    model = build_model(method, spec.tasks, backbone=profile.backbone, pretrained=profile.pretrained,
+                        in_channels=spec.in_channels, **(model_kwargs or {}))
     rows: list[dict] = []
     base = {"dataset": dataset, "method": method, "seed": seed, "variant": variant}
     start = time.perf_counter()
