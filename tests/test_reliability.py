@@ -3,6 +3,7 @@ store and report failures that lose nothing, CLI validation, divergence."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import signal
@@ -42,6 +43,8 @@ def test_numbers_do_not_depend_on_jobs_or_backend(tmp_path):
         pd.testing.assert_series_equal(serial, _values(tmp_path / name), check_exact=True)
     meta = (store.cell_dir(tmp_path / "dask", "smoke", "synthetic", "stoic", "ctan", 0) / "cell.json").read_text()
     assert '"threads": 1' in meta
+    from benchmark.experiment.precision import describe_cpu
+    assert json.loads(meta)["cpu"] == describe_cpu()           # which CPU kind made the numbers
 
 
 def test_a_thread_count_is_part_of_the_cells_identity(tmp_path, capsys):

@@ -21,6 +21,7 @@ from benchmark.plugins import PluginError, load_all as load_plugins
 from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.parallel import Execution, execute, lease_device
+from benchmark.experiment.precision import describe_cpu
 from benchmark.experiment.live import EpochLog
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.loop import TrainResult, check_metrics, train_network
@@ -68,7 +69,7 @@ def metric_rows(cfg: CellConfig, spec, tasks, results: dict, split: str, all_met
     rows = []
     for task in tasks:
         names = [m for m in results[task.name] if m != "loss"] if all_metrics else [task.metric]
-        rows += [{"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting, "seed": cfg.seed,
+        rows += [{"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting, "seed": cfg.seed, "fold": cfg.fold,
                   "task": task.name,
                   "task_index": spec.tasks.index(task) + 1, "metric": m, "value": results[task.name][m],
                   "higher_is_better": METRICS[m].higher_is_better, "primary": m == task.metric, "split": split,
@@ -79,7 +80,7 @@ def metric_rows(cfg: CellConfig, spec, tasks, results: dict, split: str, all_met
 
 def case_rows(cfg: CellConfig, cases: list[dict], split: str) -> list[dict]:
     """Rows of cases.csv: the cell's keys before each per-case row (``scoring.score``)."""
-    keys = {"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting, "seed": cfg.seed,
+    keys = {"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting, "seed": cfg.seed, "fold": cfg.fold,
             "data_source": cfg.data_source, "profile": cfg.profile.label, "split": split}
     return [{**keys, **c} for c in cases]
 
@@ -119,7 +120,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
         rows += metric_rows(cfg, spec, tasks, res.val, "val", all_metrics=False)
         for row in res.epochs:
             epoch_rows.append({"dataset": cfg.dataset, "method": cfg.method, "weighting": cfg.weighting,
-                               "seed": cfg.seed,
+                               "seed": cfg.seed, "fold": cfg.fold,
                                "data_source": cfg.data_source, "profile": cfg.profile.label,
                                "network": network, **row})
     side = bottleneck_side(cfg.image_size)
@@ -129,7 +130,8 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
             "data": {"source": data.source, "description": data.description, "counts": data.counts(),
                      "volume_patients": len(data.volumes.patients()) if data.volumes is not None else 0},
             "versions": _versions(), "deterministic": torch.are_deterministic_algorithms_enabled(),
-            "host": platform.node(), "threads": torch.get_num_threads(), "cases": cases}
+            "host": platform.node(), "cpu": describe_cpu(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads(), "cases": cases}
     return rows, epoch_rows, meta
 
 
