@@ -1,10 +1,11 @@
-"""User plug-ins: an architecture or a loss weighting added from the user's own module, the suite
-never edited (docs/extending.md).
+"""User plug-ins: an architecture, a loss weighting or a dataset added from the user's own module,
+the suite never edited (docs/extending.md).
 
 A plug-in is a Python module that, when imported, calls
 
     register_method(MethodInfo("mine", "Mine", "what it is"), MyModel)          # models.base.MultiTaskModel
     register_weighting(WeightingInfo("half", "Half", "loss", "what it is"), MyWeighting)
+    register_dataset(DatasetEntry(SPEC, my_synthetic, MyReader(), group="user"))  # data.DatasetEntry
 
 which adds the name to the torch-free catalog (CLI choices, report labels) and the class to the
 registry (what a cell builds) together, after checking the two agree. It is loaded by
@@ -139,3 +140,19 @@ def register_weighting(info: WeightingInfo, cls: type) -> type:
     WEIGHTINGS[info.name] = info
     CLASSES[info.name] = cls
     return cls
+
+
+def register_dataset(entry):
+    """Add dataset ``entry`` (a ``data.DatasetEntry``: spec, synthetic stand-in, reader) through
+    ``data.register_dataset``, the path the suite's public datasets take too; an inconsistent entry or
+    a clash is one PluginError naming the plug-in."""
+    from data import DATASETS, DatasetEntry, register_dataset as add
+    if not isinstance(entry, DatasetEntry):
+        raise PluginError(f"plug-in {_current}: {entry!r} is not a data.DatasetEntry")
+    if entry.spec.name in DATASETS:
+        raise PluginError(f"plug-in {_current}: dataset {entry.spec.name!r} is already registered; "
+                          f"choose another name")
+    try:
+        return add(entry)
+    except ValueError as exc:
+        raise PluginError(f"plug-in {_current}: {exc}") from None

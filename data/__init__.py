@@ -11,6 +11,7 @@ Nothing here imports torch.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
@@ -20,14 +21,29 @@ from data.real import ham10000 as ham10000_reader
 from data.real import openkbp as openkbp_reader
 from data.real import prostate as prostate_reader
 from data.real import stoic as stoic_reader
+from data.real.reader import Reader, protocol_problems
 from data.spec import DatasetSpec
+
+
+GROUPS = ("paper", "public", "user")
 
 
 @dataclass(frozen=True)
 class DatasetEntry:
+    """A dataset the grid can run: its spec (tasks, input), its synthetic stand-in, its reader.
+
+    ``group``: ``paper`` (Table 2's four: ``--all``), ``public`` (public stand-ins for them, real data
+    only: ``--public``) or ``user`` (a plug-in's). ``folds`` > 0: the dataset has no official split and
+    is cross-validated with the committed fold table ``fold_table`` (``data.folds``); 0: the reader's
+    own train/val/test split.
+    """
+
     spec: DatasetSpec
     synthetic: Callable[..., TaskData]   # (seed, n_train, n_val, n_test, size) -> TaskData
-    reader: ModuleType                   # data/real/<name>.py (protocol in data/real/__init__.py)
+    reader: ModuleType | Reader          # data/real/<name>.py or a data.real.reader.Reader
+    group: str = "paper"
+    folds: int = 0
+    fold_table: Path | None = None
 
 
 # In the paper's order (Table 2).
@@ -39,7 +55,52 @@ DATASETS = {e.spec.name: e for e in (
 )}
 
 
+def entry_problems(entry: DatasetEntry) -> list[str]:
+    """What is inconsistent in ``entry`` (empty when it can be registered)."""
+    problems = [f"reader lacks {m}" for m in protocol_problems(entry.reader)]
+    if entry.group not in GROUPS:
+        problems.append(f"group {entry.group!r} is not one of {GROUPS}")
+    if not callable(entry.synthetic):
+        problems.append("synthetic is not callable (seed, n_train, n_val, n_test, size) -> TaskData")
+    if entry.folds < 0 or entry.folds == 1:
+        problems.append(f"folds must be 0 (the reader's split) or at least 2, got {entry.folds}")
+    if entry.folds and (entry.fold_table is None or not Path(entry.fold_table).is_file()):
+        problems.append(f"folds={entry.folds} needs its committed fold table, {entry.fold_table} is not a file")
+    return problems
+
+
+def register_dataset(entry: DatasetEntry) -> DatasetEntry:
+    """Add ``entry`` to ``DATASETS`` under its spec's name, after checking it (a ValueError naming the
+    dataset and every problem otherwise). The one way in for a dataset besides the paper's four:
+    the public ones (``data/public/``) and users' plug-ins (``benchmark.plugins``) alike."""
+    name = entry.spec.name
+    if name in DATASETS:
+        raise ValueError(f"dataset {name!r} is already registered; choose another name")
+    if entry.group == "paper":
+        raise ValueError(f"dataset {name!r} says group='paper'; only Table 2's four are")
+    problems = entry_problems(entry)
+    if problems:
+        raise ValueError(f"dataset {name!r}: " + "; ".join(problems))
+    DATASETS[name] = entry
+    return entry
+
+
+def datasets_of(group: str) -> list[str]:
+    """The registered datasets of ``group``, in registration order."""
+    return [name for name, e in DATASETS.items() if e.group == group]
+
+
 def get_dataset(name: str) -> DatasetEntry:
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {list(DATASETS)}")
     return DATASETS[name]
+
+
+def _register_public() -> None:
+    """PH2 and BUSI enter through :func:`register_dataset` like any plug-in's dataset (data/public/)."""
+    from data import public
+    for entry in public.entries(DatasetEntry):
+        register_dataset(entry)
+
+
+_register_public()

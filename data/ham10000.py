@@ -46,9 +46,12 @@ def class_priors() -> np.ndarray:
     return p / p.sum()
 
 
-def _draw(rng: np.random.Generator, n: int, size: int) -> Split:
-    label = rng.choice(len(CLASSES), size=n, p=class_priors())
-    look = [_LOOK[c] for c in CLASSES]
+def draw_lesions(rng: np.random.Generator, n: int, size: int, looks, priors: np.ndarray):
+    """``n`` lesions on skin, class k drawn with ``priors[k]`` and looking like ``looks[k]`` (RGB,
+    radius, border irregularity, texture): (image [n, 3, size, size], mask, label, irregularity).
+    HAM10000's stand-in and PH2's (``data/public/ph2.py``) share it."""
+    label = rng.choice(len(looks), size=n, p=priors)
+    look = list(looks)
     colour = np.array([look[k][0] for k in label], np.float32) + rng.normal(0, 0.07, (n, 3)).astype(np.float32)
     radius = np.array([look[k][1] for k in label], np.float32) * rng.uniform(0.75, 1.25, n).astype(np.float32)
     irregular = np.array([look[k][2] for k in label], np.float32) * rng.uniform(0.5, 1.5, n).astype(np.float32)
@@ -72,7 +75,12 @@ def _draw(rng: np.random.Generator, n: int, size: int) -> Split:
     image = np.where(mask[:, None], inside, image)
     vignette = 1 - 0.25 * np.clip(np.sqrt(x ** 2 + y ** 2) - 0.9, 0, None)
     image = (image * vignette + rng.normal(0, 0.02, image.shape)).astype(np.float32)
-    return Split(image=image, targets={"segmentation": mask.astype(np.int64), "diagnosis": label.astype(np.int64)},
+    return image, mask, label.astype(np.int64), irregular
+
+
+def _draw(rng: np.random.Generator, n: int, size: int) -> Split:
+    image, mask, label, _ = draw_lesions(rng, n, size, [_LOOK[c] for c in CLASSES], class_priors())
+    return Split(image=image, targets={"segmentation": mask.astype(np.int64), "diagnosis": label},
                  case_id=np.arange(n))
 
 

@@ -18,7 +18,7 @@ import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
-from data import DATASETS, get_dataset
+from data import DATASETS, folds, get_dataset
 from data.base import SPLITS, DataError, TaskData
 from data.real import cache as C
 from data.real.common import BadInput
@@ -152,8 +152,14 @@ def _counts_text(manifest: dict) -> str:
     return ", ".join(f"{s} {manifest['counts'][s]} {unit} / {manifest['cases'][s]} cases" for s in SPLITS)
 
 
-def load(name: str, data_root: str | None, size: int, skip_bad: bool = False, cache=None) -> TaskData:
-    """Real ``name`` at ``size``: from ``data_root`` (prepared on first use) or the cache."""
+def load(name: str, data_root: str | None, size: int, skip_bad: bool = False, cache=None,
+         fold: int | None = None) -> TaskData:
+    """Real ``name`` at ``size``: from ``data_root`` (prepared on first use) or the cache; a
+    cross-validated dataset (``DatasetEntry.folds``) split for test fold ``fold`` (``data.folds``)."""
+    entry_info = get_dataset(name)
+    if (fold is None) != (entry_info.folds == 0):
+        raise DataError(f"{name}: folds 0..{entry_info.folds - 1}, a cell must name one" if entry_info.folds
+                        else f"{name} has its own train/val/test split: fold {fold} does not apply")
     mod = reader(name)
     root = find_root(name, data_root) if data_root else None
     if root is not None:
@@ -176,8 +182,12 @@ def load(name: str, data_root: str | None, size: int, skip_bad: bool = False, ca
             where = f"in {data_root} (nor in {Path(data_root) / name})" if data_root else "(no --data-root given)"
             raise DataError(f"no real {name} data {where} and none prepared in {C.cache_root(cache) / name}: "
                             f"download it (docs/datasets.md) and pass --data-root; {name} expects {mod.LAYOUT}")
-    return TaskData(get_dataset(name).spec, C.load_entry(entry), "real", mod.describe(manifest),
-                    C.load_volumes(entry)).validate()
+    splits, description = C.load_entry(entry), mod.describe(manifest)
+    if fold is not None:
+        table = folds.read_table(entry_info.fold_table, entry_info.folds)
+        splits = folds.apply(splits, table, fold, entry_info.folds)
+        description += f", fold {fold}: train {len(splits['train'])} / val {len(splits['val'])} / test {len(splits['test'])}"
+    return TaskData(entry_info.spec, splits, "real", description, C.load_volumes(entry)).validate()
 
 
 # ---------------------------------------------------------------------------------------------

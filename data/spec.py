@@ -63,6 +63,10 @@ class TaskSpec:
     dose score; without one they use the whole image. ``dvh`` names the structures of a dataset's
     test volumes (``data.base.Volumes``), as (name, "oar" | "target") in the bit order of their
     ``structures`` masks: a regression task with them is also scored by OpenKBP's DVH score.
+    ``empty_is_perfect`` (segmentation): a case whose truth and prediction are both empty scores a
+    Dice of 100 % -- for datasets with structure-free cases by design (BUSI's normal images), where
+    skipping them would not reward getting them right; off, such a case is skipped (the paper's
+    datasets, where every case holds the structure).
     """
 
     name: str
@@ -76,6 +80,7 @@ class TaskSpec:
     scale: float = 1.0
     mask: str | None = None
     dvh: tuple[tuple[str, str], ...] = ()
+    empty_is_perfect: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("pixel", "image"):
@@ -85,6 +90,8 @@ class TaskSpec:
         if self.metric not in METRICS_OF_TARGET[self.target]:
             raise ValueError(f"task {self.name!r}: metric {self.metric!r} is not one of "
                              f"{METRICS_OF_TARGET[self.target]} for a {self.target} task")
+        if self.empty_is_perfect and self.target != "segmentation":
+            raise ValueError(f"task {self.name!r}: empty_is_perfect is a segmentation task's setting")
         if self.dvh and (self.target != "regression" or any(kind not in ("oar", "target") for _, kind in self.dvh)):
             raise ValueError(f"task {self.name!r}: DVH structures are (name, 'oar' | 'target') of a regression task")
 

@@ -28,3 +28,14 @@ def require_openkbp_sample() -> str:
     if not os.path.isdir(OPENKBP_SAMPLE):
         pytest.skip(f"real OpenKBP sample not found at {OPENKBP_SAMPLE} (../shared is absent on this machine)")
     return OPENKBP_SAMPLE
+
+
+PH2_SAMPLE = os.path.abspath(os.path.join(SHARED, "data", "ph2-sample"))
+BUSI_SAMPLE = os.path.abspath(os.path.join(SHARED, "data", "busi-sample"))
+
+
+def require_sample(path: str) -> str:
+    """A real sample under ../shared/data, or skip saying where it was looked for."""
+    if not os.path.isdir(path):
+        pytest.skip(f"real sample not found at {path} (../shared is absent on this machine)")
+    return path

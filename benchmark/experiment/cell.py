@@ -32,6 +32,7 @@ class CellConfig:
     skip_bad: bool = False           # real data: skip unreadable samples with a warning and a count
     deterministic: bool = False      # deterministic algorithms (GPU reruns bit-identical)
     weighting: str = DEFAULT         # the loss weighting's label (``none`` for STL)
+    fold: int | None = None          # cross-validated real data (``DatasetEntry.folds``): the test fold
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "profile_label": self.profile.label}
@@ -40,12 +41,14 @@ class CellConfig:
         """This cell's folder in the results store (docs/results-schema.md): the profile's label
         (with any overrides) keeps runs with other settings apart."""
         return cell_dir(results, self.profile.label, self.data_source, self.dataset, self.method, self.seed,
-                        self.weighting)
+                        self.weighting, self.fold)
 
     def identity(self) -> dict:
         """What the numbers depend on: not where the data lives, nor a profile's name or wording."""
         d = dataclasses.asdict(self)
         d.pop("data_root")
+        if d["fold"] is None:        # cells from before folds existed keep their hash
+            d.pop("fold")
         d["profile"] = self.profile.settings()
         return d
 
@@ -57,13 +60,20 @@ class CellConfig:
 
 def resolve_config(dataset: str, method: str, seed: int, profile: Profile, data_source: str,
                    data_root: str | None = None, skip_bad: bool = False,
-                   deterministic: bool = False, weighting: str = DEFAULT) -> CellConfig:
+                   deterministic: bool = False, weighting: str = DEFAULT, fold: int | None = None) -> CellConfig:
     spec = get_dataset(dataset).spec
     return CellConfig(dataset, method, seed, profile, data_source, data_root,
                       image_size=profile.image_size or spec.native_size,
                       batch_size=profile.batch_size or spec.paper_batch_size, skip_bad=skip_bad,
                       deterministic=deterministic,
-                      weighting=NONE if method == BASELINE else parse(weighting).label)
+                      weighting=NONE if method == BASELINE else parse(weighting).label, fold=fold)
+
+
+def folds_of(dataset: str, data_source: str) -> list[int | None]:
+    """The folds a (dataset, data source) runs: every fold of a cross-validated dataset's real data,
+    else ``[None]`` (the reader's own split; a synthetic stand-in has its own)."""
+    k = get_dataset(dataset).folds
+    return list(range(k)) if k and data_source == "real" else [None]
 
 
 def load_data(cfg: CellConfig) -> TaskData:
@@ -74,7 +84,7 @@ def load_data(cfg: CellConfig) -> TaskData:
         n_train, n_val, n_test = cfg.profile.synthetic_sizes
         data = entry.synthetic(cfg.profile.data_seed, n_train, n_val, n_test, cfg.image_size)
     else:
-        data = load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad)
+        data = load_real(cfg.dataset, cfg.data_root, cfg.image_size, skip_bad=cfg.skip_bad, fold=cfg.fold)
     k = cfg.profile.subsample
     if k > 1:
         data.splits = {name: split.every(k) if name in ("train", "val") else split for name, split in data.splits.items()}

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 from benchmark.experiment import store
-from benchmark.experiment.cell import resolve_config
+from benchmark.experiment.cell import folds_of, resolve_config
 from benchmark.experiment.parallel import Execution, SlurmOptions
 from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, load_profile_file,
                                            parse_settings, with_overrides)
 from benchmark.experiment.precision import resolve_precision
 from benchmark.plugins import PluginError, load_all as load_plugins
-from data import DATASETS
+from data import DATASETS, datasets_of
 from data.base import DataError
 from data.prepare import SOURCES, find_root, prepare, resolve_source
 from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS, WeightingError, parse
@@ -35,6 +35,7 @@ def _at_least(minimum, convert=int, noun="a whole number", below="{value} is bel
 
 _count = _at_least(1)
 _seed = _at_least(0, below="seeds are 0 or more, got {value}")
+_fold = _at_least(0, below="folds are 0 or more, got {value}")
 _seconds = _at_least(0.0, float, "a number of seconds")
 
 
@@ -61,15 +62,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="a module (name or .py file) registering your own methods or weightings; repeatable "
                         "(docs/extending.md)")
     p.add_argument("--all", action="store_true",
-                   help="every dataset and the paper's four methods (the default when none is named)")
+                   help="Table 2's four datasets and the paper's four methods (the default when none is named)")
+    p.add_argument("--public", action="store_true",
+                   help=f"the public rows ({', '.join(datasets_of('public'))}) on their real data, "
+                        "cross-validated: needs --data-root (docs/reproduction.md)")
     p.add_argument("--extended", action="store_true",
                    help="every method (the paper's, Cross-stitch, MMoE, CTAN's ablations) x every loss weighting")
-    p.add_argument("--dataset", action="append", choices=list(DATASETS), help="repeatable; omitted: all")
+    p.add_argument("--dataset", action="append", choices=list(DATASETS),
+                   help="repeatable; omitted: Table 2's four (or, with --public, the public ones)")
     p.add_argument("--method", action="append", choices=list(METHODS), help="repeatable; omitted: all")
     p.add_argument("--weighting", action="append", default=None, metavar="NAME[+KEY=VALUE...]",
                    help=f"loss weighting, repeatable (default: {DEFAULT}, the paper's): {', '.join(WEIGHTINGS)}; "
                         "hyper-parameters as e.g. cagrad+c=0.4 (docs/methods.md); STL ignores it")
     p.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    p.add_argument("--folds", type=_fold, nargs="+", default=None,
+                   help="cross-validated datasets (the public ones): only these test folds (default: all)")
     p.add_argument("--profile", default="quick", choices=list(PROFILES), help="settings (default: quick)")
     p.add_argument("--profile-file", default=None,
                    help="a TOML file with a whole custom profile (or base = \"quick\" and the settings to change)")
@@ -163,12 +170,15 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
 
 
 def grid_configs(datasets, methods, weightings, seeds, profile: Profile, sources: dict[str, str],
-                 data_root: str | None = None, skip_bad: bool = False, deterministic: bool = False):
+                 data_root: str | None = None, skip_bad: bool = False, deterministic: bool = False,
+                 folds: list[int] | None = None):
     """Every cell of a grid, in order, once: STL ignores the weighting, so it gets one cell per seed,
-    the baseline of every row (``python reproduce.py`` and ``benchmark.api.run_grid`` both plan here)."""
+    the baseline of every row; a cross-validated dataset's real data one cell per seed and fold
+    (``python reproduce.py`` and ``benchmark.api.run_grid`` both plan here)."""
     return list(dict.fromkeys(
-        resolve_config(d, m, s, profile, sources[d], data_root, skip_bad, deterministic, w)
-        for d in datasets for m in methods for w in weightings for s in seeds))
+        resolve_config(d, m, s, profile, sources[d], data_root, skip_bad, deterministic, w, fold)
+        for d in datasets for m in methods for w in weightings for s in seeds
+        for fold in folds_of(d, sources[d]) if folds is None or fold is None or fold in folds))
 
 
 def prepare_once(configs, log=print) -> None:
@@ -188,8 +198,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.deterministic:
         from benchmark.experiment.runner import enable_determinism
         enable_determinism()
-    datasets = args.dataset or list(DATASETS)
+    datasets = args.dataset or datasets_of("public" if args.public else "paper")
     methods = args.method or (list(METHODS) if args.extended else list(PAPER_METHODS))
+    for d in datasets:
+        k = DATASETS[d].folds
+        if args.folds and k and max(args.folds) >= k:
+            print(f"error: --folds {max(args.folds)}: {d} has folds 0..{k - 1}", file=sys.stderr)
+            return 2
+    if args.public and args.data == "auto":
+        args.data = "real"           # a public row means its real data: never a silent stand-in
     try:
         profile = resolve_profile(args)
         sources = {d: resolve_source(d, args.data, args.data_root) for d in datasets}
@@ -199,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     configs = grid_configs(datasets, methods, weightings, args.seeds, profile, sources, args.data_root,
-                           args.skip_bad, args.deterministic)
+                           args.skip_bad, args.deterministic, args.folds)
     print(f"profile {profile.label} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
         print(f"  {d}: {sources[d].upper()} data" + (" (synthetic stand-in, not the real dataset)"
@@ -209,7 +226,8 @@ def main(argv: list[str] | None = None) -> int:
         for c in configs:
             done = store.is_finished(c.directory(args.results))
             side = bottleneck_side(c.image_size)
-            print(f"{c.dataset:9s} {c.method:5s} {c.weighting:9s} seed {c.seed}  {c.data_source:9s} {c.image_size} px "
+            fold = "" if c.fold is None else f" fold {c.fold}"
+            print(f"{c.dataset:9s} {c.method:5s} {c.weighting:9s} seed {c.seed}{fold}  {c.data_source:9s} {c.image_size} px "
                   f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0

@@ -22,14 +22,14 @@ from benchmark.training.weighting.catalog import DEFAULT, NONE
 from models.catalog import BASELINE
 from benchmark.atomic import write_text as atomic_write
 
-METRIC_COLUMNS = ["dataset", "method", "weighting", "seed", "task", "task_index", "metric", "value",
+METRIC_COLUMNS = ["dataset", "method", "weighting", "seed", "fold", "task", "task_index", "metric", "value",
                   "higher_is_better", "primary", "split", "data_source", "profile", "image_size"]
-EPOCH_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "network", "epoch", "task",
+EPOCH_COLUMNS = ["dataset", "method", "weighting", "seed", "fold", "data_source", "profile", "network", "epoch", "task",
                  "train_loss", "loss_weight", "val_loss", "val_metric", "val_value", "selection_rule",
                  "selection_reference", "selection_score", "selected", "seconds", "warning"]
-CASE_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "split", "task", "case",
+CASE_COLUMNS = ["dataset", "method", "weighting", "seed", "fold", "data_source", "profile", "split", "task", "case",
                 "metric", "part", "value", "weight"]
-FAILURE_COLUMNS = ["dataset", "method", "weighting", "seed", "data_source", "profile", "error"]
+FAILURE_COLUMNS = ["dataset", "method", "weighting", "seed", "fold", "data_source", "profile", "error"]
 MIN_FREE_MB = 64  # below this a results folder is refused before training: a cell's files need less
 
 
@@ -56,11 +56,13 @@ def check_writable(results: Path | str) -> None:
 
 
 def cell_dir(results: Path | str, profile: str, data_source: str, dataset: str, method: str, seed: int,
-             weighting: str = DEFAULT) -> Path:
+             weighting: str = DEFAULT, fold: int | None = None) -> Path:
     """A cell's folder from its parts (``CellConfig.directory`` gives the same for a config); STL
-    weighs nothing, so its weighting level is always ``none``."""
+    weighs nothing, so its weighting level is always ``none``; a cross-validated cell's leaf names
+    its fold (``seed0-fold3``)."""
     weighting = NONE if method == BASELINE else weighting
-    return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / weighting / f"seed{seed}"
+    leaf = f"seed{seed}" if fold is None else f"seed{seed}-fold{fold}"
+    return Path(results) / "runs" / f"{profile}-{data_source}" / dataset / method / weighting / leaf
 
 
 def _csv_text(rows: list[dict], columns: list[str]) -> str:
@@ -118,6 +120,12 @@ def _read_all(paths: list[Path], columns: list[str], as_text: bool = False) -> p
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
 
 
+def _seed_and_fold(leaf: str) -> dict:
+    """``seed3`` -> seed 3; ``seed3-fold1`` -> seed 3, fold 1 (``cell_dir``)."""
+    seed, _, fold = leaf[len("seed"):].partition("-fold")
+    return {"seed": int(seed), "fold": int(fold) if fold else None}
+
+
 def rebuild(results: Path | str) -> pd.DataFrame:
     """Rebuild ``metrics.csv``, ``cases.csv``, ``epochs.csv`` and ``failures.csv`` from the cell folders."""
     results = Path(results)
@@ -135,7 +143,7 @@ def rebuild(results: Path | str) -> pd.DataFrame:
             profile, source = d.parts[-5].rsplit("-", 1)
             lines = [l for l in (d / "error.txt").read_text().splitlines() if l.strip()]
             failures.append({"dataset": d.parts[-4], "method": d.parts[-3], "weighting": d.parts[-2],
-                             "seed": int(d.name[4:]), "data_source": source, "profile": profile,
+                             **_seed_and_fold(d.name), "data_source": source, "profile": profile,
                              "error": lines[-1] if lines else ""})
     atomic_write(results / "failures.csv", _csv_text(failures, FAILURE_COLUMNS))
     return metrics

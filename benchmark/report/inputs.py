@@ -85,7 +85,23 @@ def normalize_metrics(df: pd.DataFrame, source: str = "<DataFrame>") -> pd.DataF
         df["task_index"] = np.nan
     if problems:
         raise ReportInputError(f"{source}: " + "; ".join(problems))
-    return df
+    return collapse_folds(df)
+
+
+def collapse_folds(df: pd.DataFrame) -> pd.DataFrame:
+    """A cross-validated row's metrics per seed: the mean over its folds (each fold tests a fifth of
+    the images; every image is tested once per seed). Rows without a fold pass unchanged, and the
+    ``fold`` column is dropped: everything downstream sees one value per seed, as for a fixed split."""
+    if "fold" not in df.columns:
+        return df
+    fold = pd.to_numeric(df["fold"], errors="coerce")
+    df = df.drop(columns="fold")
+    if fold.isna().all():
+        return df
+    plain, cv = df[fold.isna()], df[fold.notna()]
+    keys = [c for c in df.columns if c != "value"]
+    means = cv.groupby(keys, dropna=False, sort=False)["value"].mean().reset_index()[list(df.columns)]
+    return pd.concat([plain, means], ignore_index=True)
 
 
 def load_metrics(path: str | Path) -> pd.DataFrame:

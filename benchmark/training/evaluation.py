@@ -53,7 +53,8 @@ class _Accumulator:
         """Per-case rows ``{case, metric, part, value, weight}`` from which every set-level metric
         of :meth:`result` is recomputed exactly on any resample of cases
         (``benchmark.report.cases.case_metric``): per case and foreground class the Dice (``part``
-        the class; a class absent from both prediction and truth has no row), per case the MAE over
+        the class; a class absent from both prediction and truth has no row, or 100 with
+        ``TaskSpec.empty_is_perfect``), per case the MAE over
         its pixels (``weight`` its pixel count: the paper's MAE pools pixels) and the masked dose
         error (weight 1: the dose score averages cases), per image its label and logits."""
         t, p = self.task, {k: np.concatenate(v) for k, v in self.parts.items()}
@@ -64,8 +65,9 @@ class _Accumulator:
             inter, denom = group(p["inter"]), group(p["pred"]) + group(p["true"])
             names = t.class_names[1:] if len(t.class_names) == t.num_outputs else [str(c) for c in range(1, t.num_outputs)]
             for i, case in enumerate(ids):
-                rows += [{"case": case, "metric": "dice", "part": names[c], "value": 100 * 2 * inter[i, c] / denom[i, c],
-                          "weight": 1.0} for c in range(len(names)) if denom[i, c] > 0]
+                rows += [{"case": case, "metric": "dice", "part": names[c],
+                          "value": 100 * 2 * inter[i, c] / denom[i, c] if denom[i, c] > 0 else 100.0, "weight": 1.0}
+                         for c in range(len(names)) if denom[i, c] > 0 or t.empty_is_perfect]
         elif t.target == "regression":
             err, pixels = group(p["abs"]), group(p["pixels"])
             masked, mask = group(p["masked_abs"]), group(p["mask_pixels"])
@@ -87,7 +89,7 @@ class _Accumulator:
         p = {k: np.concatenate(v) for k, v in self.parts.items()}
         res = {"loss": self.loss_sum / max(self.count, 1)}
         if self.task.target == "segmentation":
-            res["dice"] = M.dice(p["inter"], p["pred"], p["true"], case_id)
+            res["dice"] = M.dice(p["inter"], p["pred"], p["true"], case_id, self.task.empty_is_perfect)
         elif self.task.target == "regression":
             res["mae"] = M.mae(p["abs"], p["pixels"])
             res["dose_score"] = M.dose_score(p["masked_abs"], p["mask_pixels"], case_id)

@@ -19,15 +19,17 @@ def _group_sum(values: np.ndarray, case_id: np.ndarray) -> np.ndarray:
     return out
 
 
-def dice(intersection: np.ndarray, pred_sum: np.ndarray, target_sum: np.ndarray, case_id: np.ndarray) -> float:
+def dice(intersection: np.ndarray, pred_sum: np.ndarray, target_sum: np.ndarray, case_id: np.ndarray,
+         empty_is_perfect: bool = False) -> float:
     """Dice similarity (%) over foreground classes: per case and class 2|P∩G| / (|P| + |G|),
     pooled over a case's samples (a patient's slices form one volume); a class absent from both
-    prediction and ground truth of a case is skipped for that case; mean over cases, then classes.
+    prediction and ground truth of a case is skipped for that case (or, ``empty_is_perfect``, scores
+    1: ``TaskSpec.empty_is_perfect``); mean over cases, then classes.
     Inputs are [N, C] per-sample foreground counts (background excluded)."""
     inter = _group_sum(intersection, case_id)
     denom = _group_sum(pred_sum, case_id) + _group_sum(target_sum, case_id)
     with np.errstate(invalid="ignore", divide="ignore"):
-        per_case = np.where(denom > 0, 2 * inter / denom, np.nan)
+        per_case = np.where(denom > 0, 2 * inter / denom, 1.0 if empty_is_perfect else np.nan)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         per_class = np.nanmean(per_case, axis=0)

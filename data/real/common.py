@@ -1,11 +1,12 @@
-"""What the real-data readers share: the bad-sample policy, resizing, publishers' label tables and
-seeded stratified splits for datasets without an official one."""
+"""What the real-data readers share: the bad-sample policy, resizing, publishers' label tables,
+seeded stratified splits for datasets without an official one, and image + mask pairs."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from data.base import DataError
 
@@ -77,3 +78,42 @@ def stratified_split(keys: list, strata: list, seed: int) -> dict:
             out[members[i]] = _PATTERN[position % len(_PATTERN)]
             position += 1
     return out
+
+
+def _open(path: Path) -> Image.Image:
+    try:
+        im = Image.open(path)
+        im.load()  # decodes now: a truncated or corrupt file fails here, not later
+        return im
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing file") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
+
+
+def read_pair(image_path: Path, mask_path, size: int, mode: str = "RGB") -> tuple[np.ndarray, np.ndarray]:
+    """The image in [0, 1] as [C, size, size] (``mode`` "RGB": 3 channels, "L": 1) and the binary lesion
+    mask as [size, size], squashed to a square; ``mask_path`` may be a list of masks of the same image,
+    united (BUSI's images with several lesions)."""
+    im = _open(image_path).convert(mode)
+    paths = list(mask_path) if isinstance(mask_path, (list, tuple)) else [mask_path]
+    m = np.zeros((im.size[1], im.size[0]), bool)
+    for path in paths:
+        m |= _binary_mask(path, im.size)
+    pixels = np.asarray(im.resize((size, size), Image.BILINEAR), np.float32) / 255.0
+    binary = Image.fromarray((m * 255).astype(np.uint8)).resize((size, size), Image.NEAREST)
+    chw = pixels.transpose(2, 0, 1) if pixels.ndim == 3 else pixels[None]
+    return chw, np.asarray(binary) > 127
+
+
+def _binary_mask(mask_path: Path, im_size: tuple[int, int]) -> np.ndarray:
+    """A mask file as a boolean array; one error for a size that is not its image's or non-binary values."""
+    mask = _open(mask_path)
+    if mask.size != im_size:
+        raise DataError(f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
+                        f"{im_size[0]}x{im_size[1]}")
+    m = np.asarray(mask.convert("L"))
+    values = np.unique(m)
+    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
+        raise DataError(f"{mask_path}: not a binary mask (values {values[:6].tolist()}...)")
+    return m > 0

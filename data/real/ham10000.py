@@ -11,11 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from PIL import Image
 
 from data import ham10000
 from data.base import DataError
-from data.real.common import BadInput, read_label_table, stratified_split
+from data.real.common import BadInput, read_label_table, read_pair, stratified_split
 
 VERSION = "ham10000-1"
 CLASSES = ham10000.CLASSES
@@ -62,33 +61,6 @@ def inventory(root: Path) -> list[Path]:
     images, masks = scan(root)
     ids = md["image_id"]
     return [root / METADATA] + [images[i] for i in ids if i in images] + [masks[i] for i in ids if i in masks]
-
-
-def _open(path: Path) -> Image.Image:
-    try:
-        im = Image.open(path)
-        im.load()  # decodes now: a truncated or corrupt file fails here, not later
-        return im
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing file") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise DataError(f"{path}: corrupt or truncated image ({exc})") from None
-
-
-def read_pair(image_path: Path, mask_path: Path, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """RGB in [0, 1] as [3, size, size] and the binary lesion mask as [size, size] (whole field of view)."""
-    im = _open(image_path).convert("RGB")
-    mask = _open(mask_path)
-    if mask.size != im.size:
-        raise DataError(f"{mask_path}: mask is {mask.size[0]}x{mask.size[1]} but its image is "
-                        f"{im.size[0]}x{im.size[1]}")
-    m = np.asarray(mask.convert("L"))
-    values = np.unique(m)
-    if not (set(values.tolist()) <= {0, 255} or set(values.tolist()) <= {0, 1}):
-        raise DataError(f"{mask_path}: not a binary mask (values {values[:6].tolist()}...)")
-    rgb = np.asarray(im.resize((size, size), Image.BILINEAR), np.float32) / 255.0
-    binary = Image.fromarray(((m > 0) * 255).astype(np.uint8)).resize((size, size), Image.NEAREST)
-    return rgb.transpose(2, 0, 1), np.asarray(binary) > 127
 
 
 def read(root: Path, size: int, writer, bad: BadInput) -> dict:
