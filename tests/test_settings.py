@@ -89,7 +89,7 @@ def test_a_profile_file_gives_a_whole_profile_or_changes_a_base(tmp_path):
     bad.write_text("name = [\n")
     with pytest.raises(ProfileError, match="not valid TOML"):
         load_profile_file(bad)
-    assert set(PROFILES) == {"smoke", "quick", "realcpu", "paper"}
+    assert set(PROFILES) == {"smoke", "quick", "realcpu", "public", "paper"}
 
 
 def _toml(value) -> str:

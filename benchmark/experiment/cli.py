@@ -77,7 +77,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", type=_seed, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
     p.add_argument("--folds", type=_fold, nargs="+", default=None,
                    help="cross-validated datasets (the public ones): only these test folds (default: all)")
-    p.add_argument("--profile", default="quick", choices=list(PROFILES), help="settings (default: quick)")
+    p.add_argument("--profile", default=None, choices=list(PROFILES),
+                   help="settings (default: quick; with --public, public)")
     p.add_argument("--profile-file", default=None,
                    help="a TOML file with a whole custom profile (or base = \"quick\" and the settings to change)")
     p.add_argument("--set", dest="settings", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
@@ -137,7 +138,8 @@ def resolve_profile(args: argparse.Namespace, note=print) -> Profile:
     """The profile a run uses: --profile or --profile-file, then --threads and --set applied, then
     the precision this machine can train it in (``precision.resolve_precision``: bf16 only on a
     CPU that has it; ``note`` prints the one line saying so)."""
-    profile = load_profile_file(args.profile_file) if args.profile_file else get_profile(args.profile)
+    name = args.profile or ("public" if getattr(args, "public", False) else "quick")
+    profile = load_profile_file(args.profile_file) if args.profile_file else get_profile(name)
     settings = parse_settings(args.settings)
     if args.threads is not None:
         settings.setdefault("threads", str(args.threads))

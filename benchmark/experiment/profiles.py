@@ -1,4 +1,4 @@
-"""Profiles (smoke, quick, paper) as frozen values: everything about a run that is not the cell.
+"""Profiles (smoke, quick, realcpu, public, paper) as frozen values: everything about a run that is not the cell.
 
 The paper (Sec. 2.2) fixes the optimiser (Adam, lr 1e-4, weight decay 1e-5), the losses, DWA and
 the batch sizes (32 for Prostate, 8 otherwise); it gives no epoch count or image size: the choices
@@ -73,6 +73,10 @@ PROFILES = {
                        subsample=2,
                        description="real data on a CPU: the OpenKBP row (4 methods x 3 seeds) in about 2 hours "
                                    "on 2 cores (docs/reproduction.md lists what it reduces)"),
+    "public": Profile("public", "resnet18", False, epochs=20, image_size=64, batch_size=16,
+                      synthetic_sizes=(140, 20, 40), lr=1e-3, amp=True, bn_recalibration_batches=8,
+                      description="the public rows (PH2, BUSI) on a CPU: 5 folds, every method to its validation "
+                                  "plateau (docs/reproduction.md: the curves and the cost)"),
     "paper": Profile("paper", "resnet50", True, epochs=100, image_size=None, batch_size=None,
                      synthetic_sizes=(2000, 400, 400), amp=True,
                      description="the paper's settings: ResNet-50 with ImageNet weights, real data, GPU"),
