@@ -287,3 +287,16 @@ def test_folds_selects_test_folds_and_rejects_one_that_does_not_exist(tmp_path, 
     assert "seed 0 fold 1" in out and "seed 0 fold 3" in out and "fold 0" not in out and "2 cells" in out
     assert main(base + ["--folds", "5"]) == 2
     assert "--folds 5: ph2 has folds 0..4" in capsys.readouterr().err
+
+
+def test_a_cross_validated_cell_is_named_by_seed_and_fold_everywhere(tmp_path):
+    from benchmark.experiment.cell import resolve_config
+    from benchmark.experiment.profiles import get_profile
+    from benchmark.experiment.store import _seed_and_fold
+    cfg = resolve_config("ph2", "hps", 2, get_profile("public"), "real", fold=3)
+    plain = resolve_config("ph2", "hps", 2, get_profile("public"), "synthetic")
+    assert cfg.replicate == "seed 2 fold 3" and plain.replicate == "seed 2"
+    assert cfg.directory(tmp_path).name == "seed2-fold3" and plain.directory(tmp_path).name == "seed2"
+    assert _seed_and_fold("seed2-fold3") == {"seed": 2, "fold": 3} and _seed_and_fold("seed2")["fold"] is None
+    assert cfg.hash() != resolve_config("ph2", "hps", 2, get_profile("public"), "real", fold=4).hash()
+    assert "fold" not in plain.identity()              # cells from before folds keep their hash

@@ -34,6 +34,11 @@ class CellConfig:
     weighting: str = DEFAULT         # the loss weighting's label (``none`` for STL)
     fold: int | None = None          # cross-validated real data (``DatasetEntry.folds``): the test fold
 
+    @property
+    def replicate(self) -> str:
+        """``seed 0`` or, cross-validated, ``seed 0 fold 3``: how messages name the cell's run."""
+        return f"seed {self.seed}" + ("" if self.fold is None else f" fold {self.fold}")
+
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "profile_label": self.profile.label}
 

@@ -228,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in configs:
             done = store.is_finished(c.directory(args.results))
             side = bottleneck_side(c.image_size)
-            fold = "" if c.fold is None else f" fold {c.fold}"
-            print(f"{c.dataset:9s} {c.method:5s} {c.weighting:9s} seed {c.seed}{fold}  {c.data_source:9s} {c.image_size} px "
+            print(f"{c.dataset:9s} {c.method:5s} {c.weighting:9s} {c.replicate}  {c.data_source:9s} {c.image_size} px "
                   f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cells")
         return 0
@@ -248,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(outcomes) - len(failed)} of {len(outcomes)} cells finished; results in "
           f"{Path(args.results) / 'metrics.csv'}")
     for o in failed:
-        print(f"FAILED {o.config.dataset}/{o.config.method} seed {o.config.seed}: {o.message}", file=sys.stderr)
+        print(f"FAILED {o.config.dataset}/{o.config.method} {o.config.replicate}: {o.message}", file=sys.stderr)
     status = 1 if failed else 0
     if not args.no_report:
         status = max(status, _render_report(Path(args.results)))

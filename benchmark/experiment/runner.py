@@ -114,7 +114,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
         res = _train(net, tasks, data, cfg, k, device, progress, directory, network, execution)
         test, test_cases = score(net, tasks, data, "test", cfg.batch_size, device, cfg.profile.channels_last)
         cases += case_rows(cfg, test_cases, "test")
-        check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} seed {cfg.seed}, test split")
+        check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} {cfg.replicate}, test split")
         selected[network] = res.best_epoch
         rows += metric_rows(cfg, spec, tasks, test, "test", all_metrics=True)
         rows += metric_rows(cfg, spec, tasks, res.val, "val", all_metrics=False)
@@ -309,7 +309,7 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
 def _report(outcome: Outcome, bar, log) -> None:
     c = outcome.config
     line = (f"[{c.data_source}] {c.dataset}/{c.method}{'' if c.weighting in (DEFAULT, NONE) else '+' + c.weighting} "
-            f"seed {c.seed}: {outcome.status} "
+            f"{c.replicate}: {outcome.status} "
             f"({outcome.seconds:.0f} s) {outcome.message}")
     if bar is not None:
         bar.update(1)
