@@ -38,3 +38,20 @@ def test_the_public_table_renders_the_committed_openkbp_row_with_its_intervals(t
         if not (REFERENCE_DIR / name / "metrics.csv").is_file():
             assert f"- {name}: no committed evidence run yet." in md
     assert r"\label{tab:public}" in (tmp_path / "public.tex").read_text() and len(files) == 3
+
+
+def test_a_cross_validated_rows_cases_are_drawn_within_their_fold():
+    from benchmark.report.cases import CasesError
+    from benchmark.report.intervals import _case_counts, fold_of_case
+    universe = np.array([f"c{i}" for i in range(10)])
+    strata = {c: i % 3 for i, c in enumerate(universe)}      # folds of 4, 3, 3 cases
+    counts = _case_counts(np.random.default_rng(0), universe, strata, 200)
+    for fold, size in ((0, 4), (1, 3), (2, 3)):
+        cols = [i for i, c in enumerate(universe) if strata[c] == fold]
+        assert (counts[:, cols].sum(1) == size).all()
+    assert counts.std(0).min() > 0                          # every case is resampled, none fixed
+    cases = pd.DataFrame({"case": ["a", "b", "a"], "fold": ["0", "1", "0"]})
+    assert fold_of_case(cases) == {"a": "0", "b": "1"}
+    assert fold_of_case(pd.DataFrame({"case": ["a"], "fold": [""]})) is None
+    with pytest.raises(CasesError, match="'a' is tested in more than one fold"):
+        fold_of_case(pd.DataFrame({"case": ["a", "a"], "fold": ["0", "2"]}))

@@ -8,8 +8,9 @@ STL) and the test cases shared by every seed:
   method and STL get the same draw, every set-level metric is recomputed on it
   (``cases.CaseMetric``), Δ is eq. (3) on the seed means. Percentile interval.
   The cases are *crossed* with the seeds (every seed is scored on the same test set), so one case
-  draw serves all seeds; with folds, where each fold has its own cases, the draw is per fold
-  (not implemented yet). docs/report.md, "Intervals".
+  draw serves all seeds. A cross-validated row is crossed too (every image is tested once per seed,
+  by the model of its fold): its cases are drawn *within each fold* (the fold's size kept), so every
+  replicate keeps the design's five test folds. docs/report.md, "Intervals".
 - **p of "Δ = 0"** from the same bootstrap (twice the smaller tail beyond 0), Holm-adjusted over the
   table: it carries the seed (training) variance as the interval does, and it sets the marks.
 - **Paired randomisation test** of "method = STL" at the case level: each replicate swaps, per seed
@@ -83,10 +84,26 @@ def _seed_weights(rng: np.random.Generator, n_seeds: int, resamples: int) -> np.
     return np.stack([np.bincount(d, minlength=n_seeds) for d in draws]) / n_seeds
 
 
+def _case_counts(rng: np.random.Generator, universe: np.ndarray, strata: dict | None, resamples: int) -> np.ndarray:
+    """Bootstrap counts of the cases ``[R, n]``: one multinomial draw over all cases, or (``strata``:
+    case -> fold) one within each stratum, its size kept."""
+    n = len(universe)
+    if not strata:
+        return rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
+    labels = np.array([str(strata.get(c, "")) for c in universe])
+    counts = np.zeros((resamples, n))
+    for label in sorted(set(labels)):
+        cols = np.flatnonzero(labels == label)
+        counts[:, cols] = rng.multinomial(len(cols), np.full(len(cols), 1 / len(cols)), size=resamples)
+    return counts
+
+
 def compare(method: dict[int, list[CaseMetric]], baseline: dict[int, list[CaseMetric]],
-            higher_is_better: list[bool], resamples: int = RESAMPLES, seed: int = SEED) -> Comparison:
+            higher_is_better: list[bool], resamples: int = RESAMPLES, seed: int = SEED,
+            strata: dict | None = None) -> Comparison:
     """``method[seed]`` and ``baseline[seed]``: each task's :class:`CaseMetric`, in the same order.
-    Only seeds both have are used (paired); each task on the cases both have for every seed."""
+    Only seeds both have are used (paired); each task on the cases both have for every seed.
+    ``strata`` (case -> fold) makes the case draw stratified by fold."""
     seeds = sorted(set(method) & set(baseline))
     if not seeds:
         raise CasesError("no seed that both the method and STL have")
@@ -104,7 +121,7 @@ def compare(method: dict[int, list[CaseMetric]], baseline: dict[int, list[CaseMe
     universe = np.array(sorted(set().union(*map(set, common))))
     cols = [np.searchsorted(universe, c) for c in common]
     n = len(universe)
-    counts = rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
+    counts = _case_counts(rng, universe, strata, resamples)
     sw = _seed_weights(rng, len(seeds), resamples)
     flat = np.full((1, len(seeds)), 1 / len(seeds))
     ones = np.ones((1, n))
@@ -188,6 +205,7 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
     for dataset, tasks in layout.items():
         sub = test[test["dataset"] == dataset]
         by = dict(tuple(sub.groupby(["method", "weighting", "seed", "task"])))
+        strata = fold_of_case(sub)
 
         def metrics_of(method: str, weighting: str) -> dict[int, list[CaseMetric]]:
             seeds = sorted({k[2] for k in by if k[0] == method and k[1] == weighting})
@@ -212,11 +230,12 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
             try:
                 with warnings.catch_warnings(), np.errstate(all="ignore"):
                     warnings.simplefilter("ignore", RuntimeWarning)  # a one-class resample's AUC is NaN
-                    c = compare(mine, base, [h for _, _, h in tasks], resamples)
+                    c = compare(mine, base, [h for _, _, h in tasks], resamples, strata=strata)
             except CasesError:
                 continue
             row = {"dataset": dataset, "method": label, "weighting": weighting, "n_seeds": c.n_seeds,
-                   "n_cases": c.n_cases, "resamples": c.resamples}
+                   "n_folds": len(set(strata.values())) if strata else 0, "n_cases": c.n_cases,
+                   "resamples": c.resamples}
             for k, (task, metric, _) in enumerate(tasks, start=1):
                 row.update({f"task{k}_name": task, f"task{k}_metric": metric, f"task{k}_delta": c.deltas[k - 1],
                             f"task{k}_ci_low": c.ci[k - 1][0], f"task{k}_ci_high": c.ci[k - 1][1],
@@ -233,6 +252,20 @@ def table_intervals(cases: pd.DataFrame, layout: dict[str, list[tuple[str, str, 
     return out
 
 
+def fold_of_case(cases: pd.DataFrame) -> dict | None:
+    """``{case: fold}`` of a cross-validated dataset's test cases (``cases.csv``'s ``fold`` column),
+    None for a fixed split; a case tested in two folds is an error (the fold table is one partition)."""
+    if "fold" not in cases.columns:
+        return None
+    folds = cases.loc[~cases["fold"].astype(str).str.strip().isin(("", "nan", "None")), ["case", "fold"]]
+    if folds.empty:
+        return None
+    per_case = folds.drop_duplicates().groupby("case")["fold"].nunique()
+    if (per_case > 1).any():
+        raise CasesError(f"case {per_case[per_case > 1].index[0]!r} is tested in more than one fold")
+    return dict(folds.drop_duplicates("case").itertuples(index=False, name=None))
+
+
 def layout_of(table: pd.DataFrame) -> dict[str, list[tuple[str, str, bool]]]:
     """Each dataset's (task, metric, higher_is_better) in Table 2's column order, from a table of
     ``stats.compute_report`` (its ``average`` rows skipped)."""
@@ -247,6 +280,14 @@ def layout_of(table: pd.DataFrame) -> dict[str, list[tuple[str, str, bool]]]:
     return out
 
 
+def _folds_text(iv: pd.DataFrame) -> str:
+    folds = sorted(set(iv["n_folds"])) if "n_folds" in iv and len(iv) else []
+    if not any(folds):
+        return ""
+    return (f" (cross-validated: {', '.join(map(str, folds))} folds per seed, every case tested once per seed; "
+            f"cases drawn within their fold)")
+
+
 def caption(iv: pd.DataFrame) -> str:
     seeds = sorted(set(iv["n_seeds"])) if len(iv) else []
     cases = sorted(set(iv["n_cases"])) if len(iv) else []
@@ -256,7 +297,7 @@ def caption(iv: pd.DataFrame) -> str:
             f"Holm-adjusted over the table's {len(iv)} comparisons, * marks p_Holm < 0.05; p_cases: a case-level "
             f"randomisation test ({RESAMPLES} swaps of method and STL per seed and case), conditional on the trained "
             f"networks, so it ignores the seed variance and is not used for the marks. Seeds per comparison: {', '.join(map(str, seeds))}; "
-            f"test cases: {', '.join(map(str, cases))}. MDE: the smallest |Δ_mean| this size detects with 80 % "
+            f"test cases: {', '.join(map(str, cases))}{_folds_text(iv)}. MDE: the smallest |Δ_mean| this size detects with 80 % "
             f"power at α = 0.05; seeds for paper: the seeds (on this test set) needed to detect the paper's "
             f"Δ_mean (∞: the test set's own case variance is too large for it).")
 
