@@ -73,3 +73,60 @@ def test_inconsistent_entries_are_refused():
         plugins.register_method(MethodInfo("hps2", "HPS2", "x"), HPS)
     with pytest.raises(plugins.PluginError, match="'none' is already registered"):
         plugins.register_weighting(WeightingInfo("none", "None", "loss", "x"), EW)
+
+
+DATASET_EXAMPLE = ROOT / "docs" / "examples" / "my_dataset.py"
+
+
+def _shapes_folder(root: Path) -> Path:
+    """A real-format folder for the example dataset: PNG images and masks and labels.csv."""
+    import numpy as np
+    from PIL import Image
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    rows = ["image,kind,split"]
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        mask = np.zeros((40, 40), np.uint8)
+        mask[10:25, 5 + i % 10:20 + i % 10] = 255
+        Image.fromarray(mask).save(root / "masks" / f"s{i}.png")
+        Image.fromarray((mask * 0.6 + rng.integers(0, 60, (40, 40))).astype(np.uint8)).save(root / "images" / f"s{i}.png")
+        rows.append(f"s{i},{('disc', 'square', 'bar')[i % 3]},{('train', 'train', 'val', 'test')[i % 4]}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_a_dataset_plugin_from_outside_the_tree_trains_on_its_stand_in_and_its_real_files(tmp_path):
+    plugin = tmp_path / "user" / "my_dataset.py"
+    plugin.parent.mkdir()
+    shutil.copy(DATASET_EXAMPLE, plugin)
+    common = ["--plugin", str(plugin), "--dataset", "shapes", "--method", "stl", "--method", "hps", "--profile",
+              "smoke", "--seeds", "0", "--no-progress", "--jobs", "2"]
+    run = _reproduce(common + ["--data", "synthetic", "--results", str(tmp_path / "syn")], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    table = (tmp_path / "syn" / "report" / "table2.md").read_text()
+    assert "| Shapes |" in table and "HPS" in table
+    folder = _shapes_folder(tmp_path / "shapes-data")
+    run = _reproduce(common + ["--data", "real", "--data-root", str(folder), "--results", str(tmp_path / "real")],
+                     cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    metrics = pd.read_csv(tmp_path / "real" / "metrics.csv")
+    assert set(metrics["data_source"]) == {"real"} and set(metrics["dataset"]) == {"shapes"}
+    assert metrics["value"].notna().all()
+    (folder / "masks" / "s3.png").unlink()
+    run = _reproduce(common + ["--data", "real", "--data-root", str(folder), "--results", str(tmp_path / "bad"),
+                               "--force"], cwd=tmp_path)
+    assert run.returncode == 2 and run.stderr.strip().endswith("masks/s3.png: cannot read (No such file or directory)")
+
+
+def test_an_inconsistent_dataset_plugin_is_one_error_at_start_up(tmp_path):
+    bad = tmp_path / "bad_dataset.py"
+    bad.write_text("from benchmark.plugins import register_dataset\nfrom data import DatasetEntry, DATASETS\n"
+                   "from data.real.reader import Reader\nimport dataclasses\n"
+                   "spec = dataclasses.replace(DATASETS['stoic'].spec, name='mine')\n"
+                   "register_dataset(DatasetEntry(spec, DATASETS['stoic'].synthetic, Reader(), group='user'))\n")
+    run = _reproduce(["--plugin", str(bad), "--dataset", "stoic", "--dry-run"], cwd=tmp_path)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        f"error: plug-in {bad}: dataset 'mine': reader lacks inventory (not overridden); reader lacks read "
+        f"(not overridden); reader lacks LAYOUT (empty)"]
