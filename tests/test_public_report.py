@@ -55,3 +55,60 @@ def test_a_cross_validated_rows_cases_are_drawn_within_their_fold():
     assert fold_of_case(pd.DataFrame({"case": ["a"], "fold": [""]})) is None
     with pytest.raises(CasesError, match="'a' is tested in more than one fold"):
         fold_of_case(pd.DataFrame({"case": ["a", "a"], "fold": ["0", "2"]}))
+
+
+def _cv_run(folder, gain=1.5):
+    """A cross-validated results folder: PH2 criteria's two 3-class tasks, the four methods, 2 seeds x 5
+    folds of 6 test images (every image tested once per seed), metrics consistent with cases."""
+    import json
+
+    from benchmark.report.cases import case_metric
+    rng = np.random.default_rng(1)
+    images = [f"IMD{i:03d}" for i in range(30)]
+    labels = {t: rng.integers(0, 3, 30) for t in ("diagnosis", "asymmetry")}
+    metrics, cases = [], []
+    for method, weighting in (("stl", "none"), ("hps", "dwa"), ("mtan", "dwa"), ("ctan", "dwa")):
+        for seed in (0, 1):
+            for fold in range(5):
+                idx = range(fold * 6, fold * 6 + 6)
+                keys = dict(dataset="ph2_criteria", method=method, weighting=weighting, seed=seed, fold=fold,
+                            data_source="real", profile="public")
+                for k, task in enumerate(("diagnosis", "asymmetry"), start=1):
+                    y = labels[task]
+                    rows = []
+                    for i in idx:
+                        logit = rng.normal(size=3)
+                        logit[y[i]] += gain * (method == "ctan") + 0.3
+                        rows += [{"case": images[i], "metric": "label", "part": "", "value": float(y[i]), "weight": 1.0}]
+                        rows += [{"case": images[i], "metric": "logit", "part": str(c), "value": float(logit[c]),
+                                  "weight": 1.0} for c in range(3)]
+                    cases += [{**keys, "split": "test", "task": task, **r} for r in rows]
+                    metrics.append({**keys, "task": task, "task_index": k, "metric": "accuracy",
+                                    "value": case_metric(pd.DataFrame(rows), "accuracy").value,
+                                    "higher_is_better": True, "primary": True, "split": "test", "image_size": 64})
+                cell = folder / "runs" / "public-real" / "ph2_criteria" / method / weighting / f"seed{seed}-fold{fold}"
+                cell.mkdir(parents=True)
+                (cell / "cell.json").write_text(json.dumps({"config": {"seed": seed, "fold": fold,
+                                                                       "profile": {"name": "public"}},
+                                                            "config_hash": "x", "wall_seconds": 1.0}))
+    pd.DataFrame(metrics).to_csv(folder / "metrics.csv", index=False)
+    pd.DataFrame(cases).to_csv(folder / "cases.csv", index=False)
+
+
+def test_a_cross_validated_reference_keeps_its_folds_and_gets_a_verdict(tmp_path, monkeypatch):
+    import json
+
+    import benchmark.report.reference as R
+    _cv_run(tmp_path / "run")
+    monkeypatch.setattr(R, "REFERENCE_DIR", tmp_path / "refs")
+    out = R.make_reference(tmp_path / "run", "ph2_criteria-public", "python reproduce.py --public ...", 1.0)
+    kept = pd.read_csv(out / "metrics.csv")
+    assert sorted(kept["fold"].unique()) == [0, 1, 2, 3, 4] and len(kept) == 4 * 2 * 5 * 2
+    assert {c["fold"] for c in json.loads((out / "provenance.json").read_text())["per_cell"]} == {0, 1, 2, 3, 4}
+    table = PUB.public_table(["ph2_criteria-public"], tmp_path / "refs").set_index("method")
+    assert table.loc["ctan", "paper_dataset"] == "stoic" and table.loc["ctan", "n_folds"] == 5
+    assert table.loc["ctan", "n_seeds"] == 2 and table.loc["ctan", "n_cases"] == 30
+    assert table.loc["ctan", "delta_mean_ci_low"] > 0                 # a large built-in gain is detected
+    assert table.loc["ctan", "verdict"] == "supports"                 # the paper's STOIC CTAN Δ_mean is positive
+    seed_means = kept[(kept["method"] == "stl") & (kept["task"] == "diagnosis")].groupby("seed")["value"].mean()
+    assert table.loc["stl", "task1_mean"] == pytest.approx(seed_means.mean())   # a seed = the mean of its folds

@@ -80,14 +80,16 @@ def make_reference(results: Path, name: str, command: str, elapsed: float | None
     ``provenance.json``: the command,
     its wall time, and from the cells' ``cell.json`` the code commits, configuration hashes, data
     counts, versions and the training time of each cell."""
-    metrics = load_metrics(results / "metrics.csv")
+    load_metrics(results / "metrics.csv")                 # checked against the schema ...
+    metrics = pd.read_csv(results / "metrics.csv")         # ... and kept as written: per-fold rows stay
     cells = []
     for path in sorted((results / "runs").rglob("cell.json")):
         meta = json.loads(path.read_text())
         cfg = meta["config"]
         cells.append({"cell": str(path.parent.relative_to(results)), "config_hash": meta.get("config_hash"),
                       "code": meta.get("versions", {}).get("code"), "wall_seconds": meta.get("wall_seconds"),
-                      "data": meta.get("data", {}).get("counts"), "seed": cfg.get("seed")})
+                      "data": meta.get("data", {}).get("counts"), "seed": cfg.get("seed"),
+                      "fold": cfg.get("fold")})
     if not cells:
         raise ReportInputError(f"{results / 'runs'}: no cell.json, not a results folder")
     first = json.loads(sorted((results / "runs").rglob("cell.json"))[0].read_text())
@@ -99,7 +101,7 @@ def make_reference(results: Path, name: str, command: str, elapsed: float | None
     out = REFERENCE_DIR / name
     out.mkdir(parents=True, exist_ok=True)
     from benchmark import atomic
-    atomic.write_text(out / "metrics.csv", metrics[metrics["split"] == "test"].to_csv(index=False))
+    atomic.write_text(out / "metrics.csv", metrics[metrics["split"].astype(str).str.lower() == "test"].to_csv(index=False))
     if (results / "epochs.csv").is_file():      # the training curves: the report draws them from here
         atomic.write_text(out / "epochs.csv", (results / "epochs.csv").read_text())
     if (results / "cases.csv").is_file():       # per-case results, for the intervals; gzip (mtime 0: reproducible bytes)
