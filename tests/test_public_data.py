@@ -300,3 +300,13 @@ def test_a_cross_validated_cell_is_named_by_seed_and_fold_everywhere(tmp_path):
     assert _seed_and_fold("seed2-fold3") == {"seed": 2, "fold": 3} and _seed_and_fold("seed2")["fold"] is None
     assert cfg.hash() != resolve_config("ph2", "hps", 2, get_profile("public"), "real", fold=4).hash()
     assert "fold" not in plain.identity()              # cells from before folds keep their hash
+
+
+def test_a_data_root_holding_none_of_the_datasets_is_an_error_not_a_fallback(tmp_path, capsys):
+    from benchmark.experiment.cli import main
+    (tmp_path / "empty").mkdir()
+    assert main(["--dataset", "stoic", "--dataset", "ph2", "--data-root", str(tmp_path / "empty"), "--dry-run",
+                 "--results", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert f"--data-root {tmp_path / 'empty'} holds none of stoic, ph2" in err and "PH2_dataset.xlsx" in err
+    assert main(["--dataset", "stoic", "--dry-run", "--results", str(tmp_path / "r")]) == 0   # no root: stand-in

@@ -183,6 +183,15 @@ def grid_configs(datasets, methods, weightings, seeds, profile: Profile, sources
         for fold in folds_of(d, sources[d]) if folds is None or fold is None or fold in folds))
 
 
+def _check_data_root(data_root: str | None, datasets: list[str]) -> None:
+    """A ``--data-root`` that holds none of the datasets asked for is an error, not a silent fallback
+    to the stand-ins (one folder too high or too low is the usual cause)."""
+    if data_root and not any(find_root(d, data_root) is not None for d in datasets):
+        layouts = "; ".join(f"{d}: {DATASETS[d].reader.LAYOUT}" for d in datasets)
+        raise DataError(f"--data-root {data_root} holds none of {', '.join(datasets)} (looked in it and in its "
+                        f"subfolders named after them); expected {layouts}")
+
+
 def prepare_once(configs, log=print) -> None:
     """Real data prepared (or found prepared) once per dataset, size and root, before any cell runs:
     a bad raw file is one error here, not one per cell, and ``--jobs`` workers then read one cache
@@ -212,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         profile = resolve_profile(args)
         sources = {d: resolve_source(d, args.data, args.data_root) for d in datasets}
+        _check_data_root(args.data_root, datasets)
         chosen = args.weighting or (list(WEIGHTINGS) if args.extended else [DEFAULT])
         weightings = list(dict.fromkeys(parse(w).label for w in chosen))
     except (DataError, ProfileError, WeightingError) as exc:
