@@ -42,7 +42,8 @@ from data import DATASETS, get_dataset
 from data.base import Split, TaskData
 from models.registry import MODELS, build_model
 GPU_MEMORY_MB = 40 * 1024  # the paper's single 40 GB GPU
-LIBMTL = "LibMTL on this machine: MTAN step 2.4-3.2x HPS, 3.0-3.6x the FLOPs"
+LIBMTL = ("for comparison, not measured in this run: LibMTL's MTAN step was 2.4-3.2x its HPS step, 3.0-3.6x the "
+          "FLOPs, on the AMD EPYC of docs/performance.md (2026-11)")
 Batch = dict[str, torch.Tensor]
 
 
