@@ -282,7 +282,7 @@ def select_view(df: pd.DataFrame, view: str) -> pd.DataFrame:
     each MTL row's method renamed ``method+weighting``."""
     stl = df["method"] == BASELINE
     if view == "paper":
-        known = df["method"].map(lambda m: METHODS[m].paper if m in METHODS else True)
+        known = df["method"].map(lambda m: METHODS[m].paper if m in METHODS else True).astype(bool)
         return df[stl | ((df["weighting"] == DEFAULT) & known)]
     if view == "extended":
         out = df.copy()

@@ -244,7 +244,7 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
             if not finite.all():  # a non-finite loss explains its gradients: name it first
                 k = int(np.argmin(finite))
                 raise NonFiniteLoss(f"{where}: training loss of task {tasks[k].name!r} is "
-                                    f"{float(step_losses[k])} in epoch {epoch} (step {steps}, "
+                                    f"{float(step_losses[k].detach())} in epoch {epoch} (step {steps}, "
                                     f"{precision_label(amp)} on {device})")
             check_gradients(net, where, epoch, steps, amp, device)
         opt.step()
