@@ -112,3 +112,12 @@ def test_a_cross_validated_reference_keeps_its_folds_and_gets_a_verdict(tmp_path
     assert table.loc["ctan", "verdict"] == "supports"                 # the paper's STOIC CTAN Δ_mean is positive
     seed_means = kept[(kept["method"] == "stl") & (kept["task"] == "diagnosis")].groupby("seed")["value"].mean()
     assert table.loc["stl", "task1_mean"] == pytest.approx(seed_means.mean())   # a seed = the mean of its folds
+
+
+def test_the_committed_ph2_row_is_cross_validated_over_every_image(tmp_path):
+    if not (REFERENCE_DIR / "ph2-public" / "metrics.csv").is_file():
+        pytest.skip("no committed ph2-public reference")
+    table = PUB.public_table(["ph2-public"]).set_index("method")
+    assert list(table.index) == ["stl", "hps", "mtan", "ctan"] and (table["paper_dataset"] == "ham10000").all()
+    assert (table["n_folds"] == 5).all() and (table.loc[["hps", "mtan", "ctan"], "n_cases"] == 200).all()
+    assert (table.loc[["hps", "mtan", "ctan"], "delta_mean_ci_low"] < 0).all()      # as docs/reproduction.md says
