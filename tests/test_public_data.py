@@ -87,7 +87,8 @@ def test_ph2_sample_reads_as_published_and_splits_by_the_committed_fold(tmp_path
     assert test.image.shape == (4, 3, 32, 32) and 0 <= test.image.min() and test.image.max() <= 1
     seg = test.targets["segmentation"]
     assert set(np.unique(seg)) == {0, 1} and 0.05 < seg.mean() < 0.9
-    criteria = P.load("ph2_criteria", root, 32, skip_bad=True, cache=tmp_path / "c2", fold=0)
+    with pytest.warns(UserWarning, match="ph2_criteria: skipped 188 bad sample"):
+        criteria = P.load("ph2_criteria", root, 32, skip_bad=True, cache=tmp_path / "c2", fold=0)
     assert set(criteria.splits["test"].targets) == {"diagnosis", "asymmetry"}
     assert np.array_equal(criteria.splits["test"].targets["diagnosis"], test.targets["diagnosis"])
 
