@@ -32,8 +32,8 @@ GROUPS = ("paper", "public", "user")
 class DatasetEntry:
     """A dataset the grid can run: its spec (tasks, input), its synthetic stand-in, its reader.
 
-    ``group``: ``paper`` (Table 2's four: ``--all``), ``public`` (public stand-ins for them, real data
-    only: ``--public``) or ``user`` (a plug-in's). ``folds`` > 0: the dataset has no official split and
+    ``group``: ``paper`` (Table 2's four: ``--all``), ``public`` (public datasets of the same kinds of
+    task pair, real data only: ``--public``) or ``user`` (a plug-in's). ``folds`` > 0: the dataset has no official split and
     is cross-validated with the committed fold table ``fold_table`` (``data.folds``); 0: the reader's
     own train/val/test split.
     """

@@ -34,6 +34,12 @@ class Split:
         return Split(self.image[::k], {t: y[::k] for t, y in self.targets.items()}, self.case_id[::k],
                      {e: x[::k] for e, x in self.extras.items()})
 
+    def take(self, idx: np.ndarray) -> "Split":
+        """The samples at ``idx``, as contiguous copies (a fold's share of a pooled dataset)."""
+        c = np.ascontiguousarray
+        return Split(c(self.image[idx]), {t: c(y[idx]) for t, y in self.targets.items()}, self.case_id[idx],
+                     {e: c(x[idx]) for e, x in self.extras.items()})
+
     def validate(self, spec: DatasetSpec, where: str) -> None:
         """Shapes and label ranges agree with the spec; one clear error otherwise."""
         n = len(self.image)
@@ -91,6 +97,12 @@ class Volumes:
         ids = self.case_id
         starts = [0] + [i for i in range(1, len(ids)) if ids[i] != ids[i - 1]] + [len(ids)]
         return [(ids[a], slice(a, b)) for a, b in zip(starts, starts[1:])]
+
+    def take(self, idx: np.ndarray) -> "Split":
+        """The samples at ``idx``, as contiguous copies (a fold's share of a pooled dataset)."""
+        c = np.ascontiguousarray
+        return Split(c(self.image[idx]), {t: c(y[idx]) for t, y in self.targets.items()}, self.case_id[idx],
+                     {e: c(x[idx]) for e, x in self.extras.items()})
 
     def validate(self, spec: DatasetSpec, where: str) -> None:
         n = len(self.image)

@@ -90,11 +90,6 @@ def check_cases(table: pd.DataFrame, cases: list[str], where: str, bad) -> None:
         bad.handle(DataError(f"{where}: {case} is in the fold table but was not read"))
 
 
-def _take(split: Split, idx: np.ndarray) -> Split:
-    return Split(np.ascontiguousarray(split.image[idx]), {t: np.ascontiguousarray(y[idx]) for t, y in split.targets.items()},
-                 split.case_id[idx], {e: np.ascontiguousarray(x[idx]) for e, x in split.extras.items()})
-
-
 def apply(splits: dict[str, Split], table: pd.DataFrame, fold: int, k: int) -> dict[str, Split]:
     """Re-partition the samples of ``splits`` (all of them: a prepared pool) into fold ``fold``'s
     train/val/test by case."""
@@ -108,7 +103,7 @@ def apply(splits: dict[str, Split], table: pd.DataFrame, fold: int, k: int) -> d
                    {t: np.concatenate([s.targets[t] for s in pool]) for t in pool[0].targets},
                    case_id, {e: np.concatenate([s.extras[e] for s in pool]) for e in pool[0].extras})
     labels = np.array([where[c] for c in case_id])
-    return {name: _take(merged, np.flatnonzero(labels == name)) for name in SPLITS}
+    return {name: merged.take(np.flatnonzero(labels == name)) for name in SPLITS}
 
 
 def main(argv: list[str] | None = None) -> int:

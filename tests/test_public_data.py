@@ -2,6 +2,7 @@
 plug-in path, their committed folds, and every bad input named in one clear error."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -28,8 +29,8 @@ def test_the_public_datasets_are_registered_through_the_plugin_path():
     with pytest.raises(ValueError, match="'ph2' is already registered"):
         register_dataset(DATASETS["ph2"])
     with pytest.raises(ValueError, match="needs its committed fold table"):
-        register_dataset(DatasetEntry(ph2.SPEC.__class__(**{**ph2.SPEC.__dict__, "name": "ph2_copy"}),
-                                      ph2.synthetic, ph2.PH2Reader(ph2.SPEC), "public", 5, Path("nowhere.csv")))
+        register_dataset(DatasetEntry(dataclasses.replace(ph2.SPEC, name="ph2_copy"), ph2.synthetic,
+                                      ph2.PH2Reader(ph2.SPEC), "public", 5, Path("nowhere.csv")))
     assert "ph2_copy" not in DATASETS
 
 

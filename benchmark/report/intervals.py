@@ -87,11 +87,8 @@ def _seed_weights(rng: np.random.Generator, n_seeds: int, resamples: int) -> np.
 def _case_counts(rng: np.random.Generator, universe: np.ndarray, strata: dict | None, resamples: int) -> np.ndarray:
     """Bootstrap counts of the cases ``[R, n]``: one multinomial draw over all cases, or (``strata``:
     case -> fold) one within each stratum, its size kept."""
-    n = len(universe)
-    if not strata:
-        return rng.multinomial(n, np.full(n, 1 / n), size=resamples).astype(np.float64)
-    labels = np.array([str(strata.get(c, "")) for c in universe])
-    counts = np.zeros((resamples, n))
+    labels = np.array([str((strata or {}).get(c, "")) for c in universe])   # no strata: one, all cases
+    counts = np.zeros((resamples, len(universe)))
     for label in sorted(set(labels)):
         cols = np.flatnonzero(labels == label)
         counts[:, cols] = rng.multinomial(len(cols), np.full(len(cols), 1 / len(cols)), size=resamples)

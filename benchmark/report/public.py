@@ -28,6 +28,7 @@ import pandas as pd
 from benchmark import atomic
 from benchmark.report.cases import load_cases
 from benchmark.report.inputs import ReportInputError
+from benchmark.report.intervals import fold_of_case
 from benchmark.report.paper import load_paper_table
 from benchmark.report.reference import REFERENCE_DIR, load_reference
 from benchmark.report.render import _md_table, dataset_label, method_label, tex_escape
@@ -69,16 +70,16 @@ def verdict(paper_delta: float, low: float, high: float, mde: float) -> str:
     return f"cannot decide (smallest detectable effect {mde:.1f} %)" if np.isfinite(mde) else "cannot decide"
 
 
-def _row_table(name: str, folder: Path, paper: pd.DataFrame) -> pd.DataFrame:
+def _row_table(folder: Path, paper: pd.DataFrame) -> pd.DataFrame:
     metrics, _ = load_reference(str(folder))
     cases_path = next((p for p in (folder / "cases.csv.gz", folder / "cases.csv") if p.is_file()), None)
     if cases_path is None:
         raise ReportInputError(f"{folder}: no cases.csv(.gz): a public row needs its per-case results")
     table = compute_report(metrics).table
     table = table[table["dataset"] != "average"]
-    iv = paper_intervals(table, load_cases(cases_path))
-    raw = pd.read_csv(folder / "metrics.csv")
-    n_folds = int(pd.to_numeric(raw["fold"], errors="coerce").nunique()) if "fold" in raw else 0
+    cases = load_cases(cases_path)
+    iv = paper_intervals(table, cases)
+    n_folds = len(set((fold_of_case(cases[cases["split"] == "test"]) or {}).values()))
     rows = []
     for r in table.itertuples(index=False):
         p_row = paper[(paper["dataset"] == paper_row_of(r.dataset)) & (paper["method"] == r.method)]
@@ -100,7 +101,7 @@ def _row_table(name: str, folder: Path, paper: pd.DataFrame) -> pd.DataFrame:
 def public_table(names=REAL_ROWS, reference_dir: Path = REFERENCE_DIR) -> pd.DataFrame:
     """The rows of every committed reference among ``names`` (absent ones are left out)."""
     paper = load_paper_table()
-    frames = [_row_table(n, reference_dir / n, paper) for n in names if (reference_dir / n / "metrics.csv").is_file()]
+    frames = [_row_table(reference_dir / n, paper) for n in names if (reference_dir / n / "metrics.csv").is_file()]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
 
 

@@ -118,7 +118,7 @@ class PH2Reader(Reader):
         rows = read_metadata(root / TABLE)
         table = read_table(FOLD_TABLE, FOLDS)
         check_cases(table, [r["image"] for r in rows], str(root / TABLE), bad)
-        done, counts = [], {c: 0 for c in CLASSES}
+        counts = {c: 0 for c in CLASSES}
         for start in range(0, len(rows), 32):
             imgs, targets, ids = [], {t.name: [] for t in self.spec.tasks}, []
             for r in rows[start:start + 32]:
@@ -141,7 +141,6 @@ class PH2Reader(Reader):
             if ids:
                 writer.append("train", image=np.stack(imgs),
                               targets={k: np.asarray(v, np.int64) for k, v in targets.items()}, case_id=ids)
-                done += ids
         return {"unit": "images", "pool": "all images in 'train'; folds applied at load time",
                 "class_counts": counts, "folds": FOLDS}
 
