@@ -181,3 +181,25 @@ def test_real_openkbp_validation_dose_error_matches_whole_split_statistics():
     whole = evaluate(net, data.spec.tasks, data.splits["val"], 16)["dose"]["mae"]
     assert 0.1 < whole < 10.0                                  # Gy: a few, not hundreds
     assert loop_mae == pytest.approx(whole, rel=0.10)
+
+
+@pytest.mark.parametrize("name", ["ph2", "busi"])
+def test_real_public_readers_split_order_does_not_bias_the_recalibration(name, tmp_path):
+    """The public readers give their splits sorted (BUSI by class folder, PH2 by image name): over 20
+    epochs' recalibration draws (1 batch of 4 each) the first BN's mean is the whole split's; a draw
+    from the start of the split would repeat the first 4 images' mean every epoch."""
+    from data import prepare as P
+    from tests.conftest import BUSI_SAMPLE, PH2_SAMPLE, require_sample
+
+    root = require_sample({"ph2": PH2_SAMPLE, "busi": BUSI_SAMPLE}[name])
+    with pytest.warns(UserWarning):                   # the sample holds a few of the fold table's images
+        train = P.load(name, root, 32, skip_bad=True, cache=tmp_path, fold=0).splits["train"]
+    img = train.image.astype(np.float64)
+    means = []
+    for epoch in range(20):
+        bn = nn.BatchNorm2d(img.shape[1])
+        recalibrate_batchnorm(nn.Sequential(bn), train, 4, 1, rng=recalibration_rng(0, epoch))
+        means.append(bn.running_mean.numpy())
+    per_image = img.mean((2, 3))                      # what one image contributes to a batch mean
+    spread = per_image.std(0) / np.sqrt(4 * 20)       # standard error of 80 draws
+    np.testing.assert_array_less(np.abs(np.mean(means, 0) - img.mean((0, 2, 3))), 4 * spread + 1e-6)
