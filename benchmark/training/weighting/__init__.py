@@ -3,7 +3,7 @@
 ``catalog.py`` names the methods with their authors' default hyper-parameters (torch-free: the
 CLI and the report read it), ``base.py`` holds the two kinds (a loss weighting backpropagates a
 weighted sum once; a gradient weighting takes each task's gradient of the shared parameters and
-aggregates them, through torchjd's ``mtl_backward`` and ``jac_to_grad``), ``registry.py`` maps names
+aggregates them in float64: torchjd's ``backward`` and aggregators), ``registry.py`` maps names
 to classes. Loss-based: ``ew``, ``dwa`` (the paper's), ``uw``, ``rlw``, ``gls``, ``famo``; gradient-based:
 ``mgda``, ``pcgrad``, ``cagrad``, ``nashmtl``, ``imtlg``, ``alignedmtl``, ``upgrad``, ``gradnorm``, ``graddrop``.
 docs/methods.md lists each with its reference, defaults and measured cost.
