@@ -24,14 +24,16 @@ def run_grid(datasets: Sequence[str] | None = None, methods: Sequence[str] | Non
              weightings: Sequence[str] | None = None, data: str = "auto", data_root: str | None = None,
              results: str | Path = "results", jobs: int = 1, device: str = "cpu",
              settings: dict[str, str] | None = None, skip_bad: bool = False, force: bool = False,
-             progress: bool = False, plugins: Sequence[str] = (), log=print) -> list:
+             progress: bool = False, plugins: Sequence[str] = (), baseline: bool = True, log=print) -> list:
     """Train every pending cell of ``datasets × methods × weightings × seeds`` into ``results``
     (finished cells are skipped, as on the command line) and rebuild its CSVs. ``settings`` are
     ``--set`` overrides of the profile (``{"epochs": 2}``). Returns one ``Outcome`` per cell
-    (``.config``, ``.status``, ``.message``)."""
+    (``.config``, ``.status``, ``.message``). STL is added when ``methods`` leaves it out, unless
+    ``baseline`` is False; devices, ImageNet weights and ``results`` are checked before any cell runs."""
     from data import DATASETS
     from data.prepare import resolve_source
-    from benchmark.experiment.cli import grid_configs, settled_profile
+    from benchmark.experiment.cli import grid_configs, settled_profile, with_baseline
+    from benchmark.experiment.preflight import check_all
     from benchmark.experiment.runner import run_grid as _run
     from benchmark.training.weighting.catalog import DEFAULT, parse
     from models.catalog import PAPER_METHODS
@@ -43,8 +45,9 @@ def run_grid(datasets: Sequence[str] | None = None, methods: Sequence[str] | Non
     datasets = list(datasets or DATASETS)
     sources = {d: resolve_source(d, data, data_root) for d in datasets}
     labels = list(dict.fromkeys(parse(w).label for w in (weightings or [DEFAULT])))
-    configs = grid_configs(datasets, list(methods or PAPER_METHODS), labels, list(seeds), chosen, sources,
-                           data_root, skip_bad)
+    methods = with_baseline(list(methods or PAPER_METHODS), not baseline, log)
+    check_all((device,), chosen.backbone, chosen.pretrained, results, create=True)
+    configs = grid_configs(datasets, methods, labels, list(seeds), chosen, sources, data_root, skip_bad)
     execution = Execution(jobs=jobs, devices=(device,))
     return _run(configs, str(results), execution, force=force, progress=progress, log=log)
 

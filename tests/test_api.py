@@ -47,8 +47,8 @@ def test_editable_install_gives_the_console_command(tmp_path):
     pip = subprocess.run([env_dir / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "-e", ROOT],
                          capture_output=True, text=True, timeout=600)
     assert pip.returncode == 0, pip.stderr[-2000:]
-    run = subprocess.run([env_dir / "bin" / "ctan-bench", "--dataset", "stoic", "--method", "hps", "--seeds", "0",
+    run = subprocess.run([env_dir / "bin" / "ctan-bench", "--dataset", "stoic", "--method", "hps", "--no-baseline", "--seeds", "0",
                           "--profile", "smoke", "--data", "synthetic", "--dry-run"],
                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    assert run.stdout.startswith("profile smoke") and "1 cells" in run.stdout
+    assert run.stdout.startswith("profile smoke") and "1 cell\n" in run.stdout

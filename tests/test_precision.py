@@ -57,7 +57,7 @@ def test_the_cli_prints_the_precision_it_chose(monkeypatch, capsys, tmp_path):
     from benchmark.experiment.cli import main
 
     monkeypatch.setattr(precision, "cpu_info", lambda cpuinfo=None: cpu_info(AMD_ZEN3))
-    assert main(["--dataset", "stoic", "--method", "hps", "--seeds", "0", "--data", "synthetic", "--dry-run",
+    assert main(["--dataset", "stoic", "--method", "hps", "--no-baseline", "--seeds", "0", "--data", "synthetic", "--dry-run",
                  "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "trains in fp32 as quick+amp=False" in out and "profile quick+amp=False" in out

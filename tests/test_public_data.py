@@ -282,7 +282,7 @@ def test_public_needs_its_real_data_and_plans_every_fold(tmp_path, capsys):
 def test_folds_selects_test_folds_and_rejects_one_that_does_not_exist(tmp_path, capsys):
     from benchmark.experiment.cli import main
     root = require_sample(PH2_SAMPLE)
-    base = ["--dataset", "ph2", "--method", "hps", "--seeds", "0", "--data", "real", "--data-root", root,
+    base = ["--dataset", "ph2", "--method", "hps", "--no-baseline", "--seeds", "0", "--data", "real", "--data-root", root,
             "--dry-run", "--results", str(tmp_path)]
     assert main(base + ["--folds", "1", "3"]) == 0
     out = capsys.readouterr().out

@@ -166,7 +166,7 @@ def test_openkbp_sample_end_to_end(tmp_path):
     sample = require_openkbp_sample()
     import reproduce
     results = tmp_path / "results"
-    status = reproduce.main(["--dataset", "openkbp", "--method", "hps", "--data", "real", "--data-root", sample,
+    status = reproduce.main(["--dataset", "openkbp", "--method", "hps", "--no-baseline", "--data", "real", "--data-root", sample,
                              "--profile", "smoke", "--seeds", "0", "--results", str(results), "--no-progress",
                              "--no-report"])
     assert status == 0

@@ -48,7 +48,7 @@ def test_numbers_do_not_depend_on_jobs_or_backend(tmp_path):
 
 
 def test_a_thread_count_is_part_of_the_cells_identity(tmp_path, capsys):
-    assert reproduce.main(SMOKE + ["--method", "hps", "--threads", "2", "--dry-run", "--results", str(tmp_path)]) == 0
+    assert reproduce.main(SMOKE + ["--method", "hps", "--no-baseline", "--threads", "2", "--dry-run", "--results", str(tmp_path)]) == 0
     assert "profile smoke+threads=2" in capsys.readouterr().out
     one = resolve_config("stoic", "hps", 0, get_profile("smoke"), "synthetic")
     from benchmark.experiment.profiles import with_overrides
@@ -170,7 +170,7 @@ def test_duplicate_seeds_run_once_and_say_so(tmp_path, capsys):
 
 
 def test_a_diverging_run_fails_naming_task_and_epoch_and_stores_nothing(tmp_path, capsys):
-    status = reproduce.main(SMOKE + ["--method", "hps", "--set", "lr=1e6", "--no-report", "--results", str(tmp_path),
+    status = reproduce.main(SMOKE + ["--method", "hps", "--no-baseline", "--set", "lr=1e6", "--no-report", "--results", str(tmp_path),
                                      "--jobs", "1"])
     assert status == 1
     err = capsys.readouterr().err
@@ -179,7 +179,7 @@ def test_a_diverging_run_fails_naming_task_and_epoch_and_stores_nothing(tmp_path
 
 
 def test_finished_cells_made_with_other_settings_are_not_reused(tmp_path, capsys):
-    args = SMOKE + ["--method", "hps", "--no-report", "--results", str(tmp_path), "--jobs", "1"]
+    args = SMOKE + ["--method", "hps", "--no-baseline", "--no-report", "--results", str(tmp_path), "--jobs", "1"]
     assert reproduce.main(args) == 0
     meta = store.cell_dir(tmp_path, "smoke", "synthetic", "stoic", "hps", 0) / "cell.json"
     meta.write_text(meta.read_text().replace('"config_hash": "', '"config_hash": "0'))  # as if the profile changed
@@ -231,7 +231,7 @@ def test_no_weights_stores_the_cell_without_its_checkpoints(tmp_path, capsys):
     its metrics and no checkpoint; a re-run skips it; re-scoring it says why it cannot."""
     from benchmark import evaluate
 
-    args = SMOKE + ["--method", "hps", "--no-weights", "--no-report", "--results", str(tmp_path), "--jobs", "1"]
+    args = SMOKE + ["--method", "hps", "--no-baseline", "--no-weights", "--no-report", "--results", str(tmp_path), "--jobs", "1"]
     assert reproduce.main(args) == 0
     cell = store.cell_dir(tmp_path, "smoke", "synthetic", "stoic", "hps", 0, "dwa")
     assert store.is_finished(cell) and not (cell / "checkpoints").exists()

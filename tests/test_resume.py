@@ -79,7 +79,7 @@ def _descendants(pid: int):
 
 def test_a_stored_cell_re_evaluates_to_its_metrics_and_writes_live_curves(tmp_path, capsys):
     import reproduce
-    args = ["--dataset", "ham10000", "--method", "hps", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+    args = ["--dataset", "ham10000", "--method", "hps", "--no-baseline", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
             "--no-progress", "--no-report", "--jobs", "1", "--results", str(tmp_path)]
     assert reproduce.main(args) == 0
     cell = store.cell_dir(tmp_path, "smoke", "synthetic", "ham10000", "hps", 0)

@@ -117,7 +117,7 @@ def test_rerun_skips_finished_cells_and_force_recomputes(smoke_grid, capsys):
     results, _ = smoke_grid
     marker = store.cell_dir(results, "smoke", "synthetic", "stoic", "hps", 0) / "metrics.csv"
     before = marker.stat().st_mtime_ns
-    args = ["--dataset", "stoic", "--method", "hps", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+    args = ["--dataset", "stoic", "--method", "hps", "--no-baseline", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
             "--results", str(results), "--no-progress", "--no-report", "--jobs", "1"]
     assert reproduce.main(args) == 0
     assert "already finished" in capsys.readouterr().out

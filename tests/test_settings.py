@@ -57,7 +57,7 @@ def test_overrides_change_the_cells_identity():
 
 
 def test_set_reaches_the_training_loop_and_the_report(tmp_path):
-    args = ["--dataset", "stoic", "--method", "hps", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
+    args = ["--dataset", "stoic", "--method", "hps", "--no-baseline", "--profile", "smoke", "--seeds", "0", "--data", "synthetic",
             "--results", str(tmp_path), "--no-progress", "--jobs", "1", "--set", "epochs=1", "image_size=16"]
     assert reproduce.main(args) == 0
     cell = store.cell_dir(tmp_path, "smoke+epochs=1+image_size=16", "synthetic", "stoic", "hps", 0)

@@ -9,6 +9,7 @@ from pathlib import Path
 from benchmark.experiment import store
 from benchmark.experiment.cell import folds_of, resolve_config
 from benchmark.experiment.parallel import Execution, SlurmOptions
+from benchmark.experiment.preflight import PreflightError, check_all
 from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, load_profile_file,
                                            parse_settings, with_overrides)
 from benchmark.experiment.precision import resolve_precision
@@ -17,7 +18,7 @@ from data import DATASETS, datasets_of
 from data.base import DataError
 from data.prepare import SOURCES, find_root, prepare, resolve_source
 from benchmark.training.weighting.catalog import DEFAULT, WEIGHTINGS, WeightingError, parse
-from models.catalog import METHODS, PAPER_METHODS, bottleneck_side
+from models.catalog import BASELINE, METHODS, PAPER_METHODS, bottleneck_side
 
 
 def _at_least(minimum, convert=int, noun="a whole number", below="{value} is below {minimum}"):
@@ -71,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--dataset", action="append", choices=list(DATASETS),
                    help="repeatable; omitted: Table 2's four (or, with --public, the public ones)")
     p.add_argument("--method", action="append", choices=list(METHODS), help="repeatable; omitted: all")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="do not add STL when --method leaves it out (the report's Δs then read n/a)")
     p.add_argument("--weighting", action="append", default=None, metavar="NAME[+KEY=VALUE...]",
                    help=f"loss weighting, repeatable (default: {DEFAULT}, the paper's): {', '.join(WEIGHTINGS)}; "
                         "hyper-parameters as e.g. cagrad+c=0.4 (docs/methods.md); STL ignores it")
@@ -183,6 +186,15 @@ def grid_configs(datasets, methods, weightings, seeds, profile: Profile, sources
         for fold in folds_of(d, sources[d]) if folds is None or fold is None or fold in folds))
 
 
+def with_baseline(methods: list[str], no_baseline: bool = False, note=print) -> list[str]:
+    """``methods`` with STL first when it is missing: every Δ of the report is relative to it (eq. 3)."""
+    methods = list(dict.fromkeys(methods))
+    if BASELINE in methods or no_baseline:
+        return methods
+    note(f"note: {BASELINE.upper()} added as the baseline of every Δ (eq. 3); --no-baseline leaves it out")
+    return [BASELINE] + methods
+
+
 def _check_data_root(data_root: str | None, datasets: list[str]) -> None:
     """A ``--data-root`` that holds none of the datasets asked for is an error, not a silent fallback
     to the stand-ins (one folder too high or too low is the usual cause)."""
@@ -211,6 +223,7 @@ def main(argv: list[str] | None = None) -> int:
         enable_determinism()
     datasets = args.dataset or datasets_of("public" if args.public else "paper")
     methods = args.method or (list(METHODS) if args.extended else list(PAPER_METHODS))
+    methods = with_baseline(methods, args.no_baseline)
     for d in datasets:
         k = DATASETS[d].folds
         if args.folds and k and max(args.folds) >= k:
@@ -229,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configs = grid_configs(datasets, methods, weightings, args.seeds, profile, sources, args.data_root,
                            args.skip_bad, args.deterministic, args.folds)
+    try:
+        check_all(_devices(args), profile.backbone, profile.pretrained, args.results, create=not args.dry_run)
+    except PreflightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(f"profile {profile.label} ({profile.backbone}, {profile.epochs} epochs): {profile.description}")
     for d in datasets:
         print(f"  {d}: {sources[d].upper()} data" + (" (synthetic stand-in, not the real dataset)"
@@ -240,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             side = bottleneck_side(c.image_size)
             print(f"{c.dataset:9s} {c.method:5s} {c.weighting:9s} {c.replicate}  {c.data_source:9s} {c.image_size} px "
                   f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
-        print(f"{len(configs)} cells")
+        print(f"{len(configs)} cell{'' if len(configs) == 1 else 's'}")
         return 0
     try:
         prepare_once(configs)
