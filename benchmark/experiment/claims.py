@@ -41,14 +41,21 @@ def read_owner(directory: Path) -> dict | None:
         return {}
 
 
-def _alive(pid: int) -> bool:
+def alive(pid) -> bool:
+    """Whether process ``pid`` (on this host) exists."""
+    if not isinstance(pid, int):
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: a terminated worker not yet reaped by its parent is a zombie, not alive
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def is_stale(directory: Path, stale: float = STALE) -> bool:
@@ -56,7 +63,7 @@ def is_stale(directory: Path, stale: float = STALE) -> bool:
     owner = read_owner(directory)
     if owner is None:
         return False
-    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) and not _alive(owner["pid"]):
+    if owner.get("host") == socket.gethostname() and isinstance(owner.get("pid"), int) and not alive(owner["pid"]):
         return True
     try:
         return time.time() - (directory / CLAIM).stat().st_mtime > stale

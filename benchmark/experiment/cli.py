@@ -10,6 +10,7 @@ from benchmark.experiment import store
 from benchmark.experiment.cell import folds_of, resolve_config
 from benchmark.experiment.parallel import Execution, SlurmOptions
 from benchmark.experiment.preflight import PreflightError, check_all
+from benchmark.experiment.stopping import Stopped, stop_on_signals
 from benchmark.experiment.profiles import (PROFILES, Profile, ProfileError, get_profile, load_profile_file,
                                            parse_settings, with_overrides)
 from benchmark.experiment.precision import resolve_precision
@@ -260,6 +261,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"(bottleneck {side}x{side}), batch {c.batch_size}  {'finished' if done else 'pending'}")
         print(f"{len(configs)} cell{'' if len(configs) == 1 else 's'}")
         return 0
+    with stop_on_signals():      # the handlers stay through the report: a second signal exits at once
+        try:
+            return _run_and_report(configs, args)
+        except Stopped as stop:
+            finished = sum(store.is_finished(c.directory(args.results)) for c in configs)
+            print(f"stopped by {stop.name}: {finished} of {len(configs)} cells finished and stored, "
+                  f"{len(configs) - finished} not; the same command resumes them", file=sys.stderr)
+            if not args.no_report and (Path(args.results) / "metrics.csv").is_file():
+                _render_report(Path(args.results))
+            return stop.exit_code
+
+
+def _run_and_report(configs, args: argparse.Namespace) -> int:
+    """Prepare the real data once, run the grid, say how it went and render the report: the exit status."""
     try:
         prepare_once(configs)
     except DataError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import socket
 import subprocess
 import time
 import traceback
@@ -284,6 +285,13 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
             else:
                 outcomes.append(outcome)
             _report(outcome, bar, log)
+    except KeyboardInterrupt:  # SIGINT / SIGTERM (Stopped), a notebook interrupt: keep what finished, free the rest
+        if bar is not None:
+            bar.close()
+            bar = None
+        _release_abandoned(pending, results)
+        _rebuild(results)
+        raise
     except Exception as exc:  # a worker died: keep what finished, name what did not
         for cfg in pending:
             if cfg not in seen:
@@ -298,12 +306,35 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
     for outcome in _wait_for_others(claimed, results, execution, log):
         outcomes.append(outcome)
         _report(outcome, None, log)
+    _rebuild(results)
+    return outcomes
+
+
+def _rebuild(results: str) -> None:
     try:
         store.rebuild(results)
     except OSError as exc:
         raise store.StoreError(f"the finished cells are stored in {Path(results) / 'runs'}, but the aggregate "
                                f"CSVs could not be rebuilt: {store.describe(results, exc)}") from None
-    return outcomes
+
+
+def _release_abandoned(pending: list[CellConfig], results: str, wait: float = 10.0) -> None:
+    """After a stop: remove the claims of this run's cells whose owner -- this process, or a worker
+    process on this host -- is gone (a worker terminated with the pool may take a moment to exit).
+    A claim of a live process elsewhere is left to its owner."""
+    deadline = time.monotonic() + wait
+    for cfg in pending:
+        d = cfg.directory(results)
+        while True:
+            owner = claims.read_owner(d)
+            if owner is None or owner.get("host") != socket.gethostname():
+                break
+            pid = owner.get("pid")
+            if pid == os.getpid() or not claims.alive(pid) or time.monotonic() > deadline:
+                if pid == os.getpid() or not claims.alive(pid):
+                    (d / claims.CLAIM).unlink(missing_ok=True)
+                break
+            time.sleep(0.2)
 
 
 def _report(outcome: Outcome, bar, log) -> None:
