@@ -4,13 +4,16 @@ A failing cell records its error and the grid goes on; finished cells are skippe
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -23,7 +26,7 @@ from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
 from benchmark.experiment.parallel import Execution, execute, lease_device
 from benchmark.experiment.precision import describe_cpu
-from benchmark.experiment.live import EpochLog
+from benchmark.experiment.live import STATUS, EpochLog, LiveStatus, StatusFile
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.loop import TrainResult, check_metrics, train_network
 from benchmark.training.scoring import score
@@ -112,7 +115,7 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
     networks = model.networks()
     for k, (tasks, net) in enumerate(networks):
         network = "joint" if len(networks) == 1 else tasks[0].name
-        res = _train(net, tasks, data, cfg, k, device, progress, directory, network, execution)
+        res = _train(net, tasks, data, cfg, (k, len(networks)), device, progress, directory, network, execution)
         test, test_cases = score(net, tasks, data, "test", cfg.batch_size, device, cfg.profile.channels_last)
         cases += case_rows(cfg, test_cases, "test")
         check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} {cfg.replicate}, test split")
@@ -136,9 +139,11 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
     return rows, epoch_rows, meta
 
 
-def _train(net, tasks, data, cfg: CellConfig, k: int, device, progress: bool, directory: Path | None,
-           network: str, execution: Execution) -> TrainResult:
-    """Train one network of a cell, or take its finished result from the cell's checkpoints."""
+def _train(net, tasks, data, cfg: CellConfig, position: tuple[int, int], device, progress: bool,
+           directory: Path | None, network: str, execution: Execution) -> TrainResult:
+    """Train one network of a cell (``position``: its index and the cell's network count), or take its
+    finished result from the cell's checkpoints."""
+    k = position[0]
     if directory is None:
         return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
                              weighting=cfg.weighting)
@@ -149,13 +154,33 @@ def _train(net, tasks, data, cfg: CellConfig, k: int, device, progress: bool, di
               f"weights are reused", flush=True)
         net.load_state_dict(ckpt.selected()["model"])
         return TrainResult(**done)
-    log = EpochLog(directory / "tensorboard" / network) if execution.tensorboard else None
+    hooks = [StatusFile(directory, network, k, position[1], cfg.profile.epochs)]
+    if execution.tensorboard:
+        hooks.append(EpochLog(directory / "tensorboard" / network))
+
+    def on_epoch(end) -> None:
+        for hook in hooks:
+            hook(end)
+
     try:
         return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
-                             on_epoch=log, checkpoints=ckpt, weighting=cfg.weighting)
+                             on_epoch=on_epoch, checkpoints=ckpt, weighting=cfg.weighting)
     finally:
-        if log is not None:
-            log.close()
+        for hook in hooks:
+            hook.close()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    try:
+        (file or sys.stderr).write(f"warning: {message} ({category.__name__}, {Path(filename).name}:{lineno})\n")
+    except OSError:
+        pass
+
+
+def one_line_warnings() -> None:
+    """Warnings as one line each (message, category, file:line), not Python's two lines whose second is
+    the source line that called ``warn`` -- in a worker that line is the runner's, which says nothing."""
+    warnings.showwarning = _show_warning
 
 
 def run_and_store(cfg: CellConfig, results: str, execution: Execution = Execution(),
@@ -168,6 +193,7 @@ def run_and_store(cfg: CellConfig, results: str, execution: Execution = Executio
         load_plugins()   # $CTAN_PLUGINS: a worker process loads what the command line loaded
     except PluginError as exc:
         return Outcome(cfg, "failed", str(exc))
+    one_line_warnings()
     torch.set_num_threads(cfg.profile.threads)
     directory = cfg.directory(results)
     start = time.perf_counter()
@@ -193,6 +219,7 @@ def run_and_store(cfg: CellConfig, results: str, execution: Execution = Executio
             return Outcome(cfg, "failed", message, time.perf_counter() - start)
         try:
             store.write_cell(directory, metrics, epochs, meta)
+            (directory / STATUS).unlink(missing_ok=True)      # the live status of a stored cell is over
             if not execution.keep_weights:  # stored: the metrics no longer need the weights
                 shutil.rmtree(directory / "checkpoints", ignore_errors=True)
         except OSError as exc:
@@ -272,19 +299,26 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
         log(f"{len(outcomes)} cell(s) already finished (use --force to recompute)")
     execution = replace(execution, jobs=max(1, min(execution.jobs, len(pending))))
     bar = None
-    if progress:
+    if progress and sys.stderr.isatty():   # bars redraw with carriage returns: never into a log file
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pending), desc="cells", unit="cell")
     run = partial(run_and_store, results=results, execution=execution)
     seen, claimed = set(), []
+    # workers' epoch bars are off, and so is every bar in a log: the parent shows each running cell's
+    # epoch instead (serially on a terminal, the cell's own epoch bar does)
+    live = LiveStatus({cell_name(c): c.directory(results) for c in pending}, bar, log) \
+        if progress and (execution.jobs > 1 or bar is None) else contextlib.nullcontext()
     try:
-        for outcome in execute(run, pending, execution, {"progress": bar is not None}):
-            seen.add(outcome.config)
-            if outcome.status == "claimed":
-                claimed.append(outcome.config)
-            else:
-                outcomes.append(outcome)
-            _report(outcome, bar, log)
+        with live:
+            for outcome in execute(run, pending, execution, {"progress": bar is not None}):
+                seen.add(outcome.config)
+                if outcome.status == "claimed":
+                    claimed.append(outcome.config)
+                else:
+                    outcomes.append(outcome)
+                if isinstance(live, LiveStatus):
+                    live.finished(cell_name(outcome.config))
+                _report(outcome, bar, log)
     except KeyboardInterrupt:  # SIGINT / SIGTERM (Stopped), a notebook interrupt: keep what finished, free the rest
         if bar is not None:
             bar.close()
@@ -337,10 +371,14 @@ def _release_abandoned(pending: list[CellConfig], results: str, wait: float = 10
             time.sleep(0.2)
 
 
+def cell_name(c: CellConfig) -> str:
+    """How progress lines name a cell: dataset/method[+weighting] seed S [fold K]."""
+    return f"{c.dataset}/{c.method}{'' if c.weighting in (DEFAULT, NONE) else '+' + c.weighting} {c.replicate}"
+
+
 def _report(outcome: Outcome, bar, log) -> None:
     c = outcome.config
-    line = (f"[{c.data_source}] {c.dataset}/{c.method}{'' if c.weighting in (DEFAULT, NONE) else '+' + c.weighting} "
-            f"{c.replicate}: {outcome.status} "
+    line = (f"[{c.data_source}] {cell_name(c)}: {outcome.status} "
             f"({outcome.seconds:.0f} s) {outcome.message}")
     if bar is not None:
         bar.update(1)

@@ -15,6 +15,7 @@ from benchmark.atomic import replacing
 from benchmark.report.render import method_label
 from benchmark.report.stats import AVERAGE, BASELINE, CANONICAL_METHODS, n_tasks, task_cols
 from benchmark.training.weighting.catalog import DEFAULT, NONE
+from data.spec import METRICS
 
 DPI = 100
 
@@ -86,8 +87,12 @@ def plot_deltas(table: pd.DataFrame, per_seed: pd.DataFrame, out_dir: Path, suff
     return paths + _save(fig, out_dir / f"delta_tasks{suffix}")
 
 
-def _curve_axes(epochs: pd.DataFrame, value: str, title: str, out: Path, mtl_only: bool) -> list[Path]:
-    """One panel per (dataset, task): mean over seeds per method and epoch, band = min..max."""
+def _curve_axes(epochs: pd.DataFrame, value: str, title: str, out: Path, mtl_only: bool,
+                ylabel: str | None = None) -> list[Path]:
+    """One panel per (dataset, task): mean over seeds per method and epoch, band = min..max; whole
+    epochs on the x axis; ``ylabel`` (default: the task's validation metric with its unit)."""
+    from matplotlib.ticker import MaxNLocator
+
     data = epochs[epochs["method"] != BASELINE] if mtl_only else epochs
     data = data[pd.to_numeric(data[value], errors="coerce").notna()] if value in data else data.iloc[0:0]
     panels = list(dict.fromkeys(zip(data["dataset"], data["task"])))
@@ -108,6 +113,8 @@ def _curve_axes(epochs: pd.DataFrame, value: str, title: str, out: Path, mtl_onl
             ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
         ax.set_title(f"{d} / {t}", fontsize=9)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel(ylabel or _metric_label(sub))
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_axis_off()
@@ -115,12 +122,21 @@ def _curve_axes(epochs: pd.DataFrame, value: str, title: str, out: Path, mtl_onl
     return _save(fig, out)
 
 
+def _metric_label(rows: pd.DataFrame) -> str:
+    """The validation metric of a panel's rows, as captions name it, with its unit."""
+    names = rows["val_metric"].dropna().unique() if "val_metric" in rows else []
+    if len(names) != 1 or names[0] not in METRICS:
+        return "validation metric"
+    m = METRICS[names[0]]
+    return f"validation {m.label} ({m.unit})"
+
+
 def plot_epochs(epochs: pd.DataFrame | None, out_dir: Path, suffix: str = "") -> list[Path]:
     """training_curves (train loss), validation curves and DWA weights per epoch."""
     if epochs is None or epochs.empty:
         return []
     paths = _curve_axes(epochs, "train_loss", "Training loss per task (mean over seeds, band = min..max)",
-                        out_dir / f"training_curves{suffix}", mtl_only=False)
+                        out_dir / f"training_curves{suffix}", mtl_only=False, ylabel="training loss (unweighted)")
     if "val_value" in epochs:
         paths += _curve_axes(epochs, "val_value", "Validation primary metric per task",
                              out_dir / f"validation_curves{suffix}", mtl_only=False)
@@ -132,7 +148,7 @@ def plot_epochs(epochs: pd.DataFrame | None, out_dir: Path, suffix: str = "") ->
         paper = paper[paper["weighting"].isin([DEFAULT, NONE])]
     if weight is not None:
         paths += _curve_axes(paper, weight, "DWA weight λ_k per epoch (MTL methods)",
-                             out_dir / f"dwa_weights{suffix}", mtl_only=True)
+                             out_dir / f"dwa_weights{suffix}", mtl_only=True, ylabel="loss weight λ_k")
     return paths
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -351,7 +352,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
     epochs = range(start_epoch, profile.epochs)
     if progress:
         from tqdm.auto import tqdm
-        epochs = tqdm(epochs, desc="  epochs", leave=False)
+        epochs = tqdm(epochs, desc="  epochs", leave=False, disable=not sys.stderr.isatty())  # no \r in logs
     for epoch in epochs:
         start = time.perf_counter()
         weighter.start_epoch(epoch)

@@ -9,6 +9,8 @@ posterior (image rows), 1 = patient's right to left (image columns, radiological
 """
 from __future__ import annotations
 
+import sys
+
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +223,8 @@ def read(root: Path, size: int, writer, bad: BadInput, jobs: int | None = None) 
     jobs = 1 if len(work) < PARALLEL_FROM else jobs or os.cpu_count() or 1  # processes cost ~1 s to start
     results = Parallel(n_jobs=jobs, return_as="generator")(
         delayed(prepare_patient)(s, p, size, jobs > 1) for s, p in work)
-    for res in tqdm(results, total=len(work), desc="openkbp patients", unit="patient"):
+    for res in tqdm(results, total=len(work), desc="openkbp patients", unit="patient",
+                    disable=not sys.stderr.isatty()):
         split, name = res["split"], res["name"]
         info["patients"].setdefault(split, [])
         if "error" in res:
