@@ -618,3 +618,22 @@ def test_an_unknown_filter_is_an_error_naming_what_exists(tmp_path, capsys):
     assert "no rows with data_source 'rea'; it holds ['synthetic']" in capsys.readouterr().err
     assert report_main(["--metrics", str(path), "--out", str(tmp_path / "out"), "--profile", "quick",
                         "--no-plots"]) == 0
+
+
+def test_file_names_never_change_silently_when_a_second_profile_lands(tmp_path):
+    """One group: plain names. A second profile in the same folder: per-group names, and the plain
+    table2.tex of the earlier render is removed (a LaTeX \\input then fails instead of keeping a stale
+    table), saying so; a file of the user's own in the folder stays."""
+    out = tmp_path / "report"
+    quick = metrics_rows()
+    write_report(write_csv(tmp_path, quick), out, plots=False)
+    assert (out / "table2.tex").is_file()
+    (out / "my_notes.md").write_text("mine")
+    both = pd.concat([quick, metrics_rows(profile="realcpu", source="real")])
+    said = []
+    written = write_report(write_csv(tmp_path, both, "both.csv"), out, plots=False, log=said.append)
+    names = {p.name for p in out.iterdir()}
+    assert "table2.tex" not in names and "table2.md" not in names
+    assert {"table2_quick-synthetic.tex", "table2_realcpu-real.tex", "my_notes.md"} <= names
+    assert {p.name for p in written} == names - {"my_notes.md"}
+    assert len(said) == 1 and "now per (profile, data source)" in said[0] and "table2.tex" in said[0]

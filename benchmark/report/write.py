@@ -68,7 +68,7 @@ def _failure_note(failures: pd.DataFrame | None) -> list[str]:
 def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bool = False, *,
                  profile: str | None = None, data_source: str | None = None,
                  epochs_csv: str | Path | None = None, failures_csv: str | Path | None = None,
-                 plots: bool = True, reference: str | None = None, ci: bool = False) -> list[Path]:
+                 plots: bool = True, reference: str | None = None, ci: bool = False, log=print) -> list[Path]:
     """Render the report of ``metrics_csv`` into ``out_dir``; returns the files written.
 
     Per (profile, data_source) group: table2.csv (one row per dataset and method, ``average``
@@ -89,9 +89,38 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
             name = Path(reference).name
             _write(out / f"reference_{name}.csv", cmp.round(6), written)
             _write(out / f"reference_{name}.md", render_reference_markdown(cmp, provenance, name), written)
+        removed = remove_stale_products(out, written)
+        if removed:
+            removed.sort(key=lambda p: (not p.name.startswith("table2"), p.name))
+            log(f"report: removed {len(removed)} file(s) of an earlier render that this one does not write "
+                f"({', '.join(p.name for p in removed[:6])}{' ...' if len(removed) > 6 else ''}): "
+                f"{'tables are now per (profile, data source), named *_<profile>-<source>' if any(p.stem in PLAIN for p in removed) else 'stale'}")
         return written
     except OSError as exc:
         raise ReportWriteError(f"report not written: {atomic.describe(out, exc)}") from None
+
+
+# The report's own products: a file of the report folder with one of these stems (plain, or followed by
+# ``_<profile>-<source>`` or another part) that a render does not write is left from an earlier one.
+PRODUCTS = ("table2", "per_seed", "intervals", "extended", "ablation", "heatmap", "delta_mean", "delta_tasks",
+            "training_curves", "validation_curves", "dwa_weights", "compare_paper", "secondary", "ranks",
+            "critical_difference", "failures", "reference")
+PLAIN = frozenset(PRODUCTS)
+SUFFIXES = (".csv", ".md", ".tex", ".png", ".pdf")
+
+
+def remove_stale_products(out: Path, written: list[Path]) -> list[Path]:
+    """Delete the report files an earlier render wrote and this one did not -- e.g. the plain
+    ``table2.tex`` once a second profile makes the tables per group -- so that a LaTeX ``\\input``
+    of it fails instead of silently keeping a stale table. Returns what was removed."""
+    keep = {p.resolve() for p in written}
+    removed = []
+    for path in sorted(out.iterdir()):
+        if (path.is_file() and path.suffix in SUFFIXES and path.resolve() not in keep
+                and any(path.stem == s or path.stem.startswith(s + "_") for s in PRODUCTS)):
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 def _write_extended(extended: Report, group: tuple[str, str], sfx: str, out: Path, plots: bool,
