@@ -5,7 +5,8 @@ Each entry holds a dataset's spec (tasks, input, paper batch size), its syntheti
 reader of its real files. What lives where: ``spec.py`` (tasks, datasets and metrics as data),
 ``base.py`` (splits as numpy arrays), ``synthetic.py`` (drawing helpers), one module per dataset
 (its spec and stand-in), ``real/`` (the publishers' formats and the prepared-data cache) and
-``prepare.py`` (which data a run uses; preparing and loading real data, ``python -m data.prepare``).
+``prepare.py`` (which data a run uses; preparing and loading real data, ``python -m data.prepare``),
+``download.py`` (the public datasets from their publishers, on request: ``python -m data.download``).
 Nothing here imports torch.
 """
 from __future__ import annotations
