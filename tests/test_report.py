@@ -637,3 +637,13 @@ def test_file_names_never_change_silently_when_a_second_profile_lands(tmp_path):
     assert {"table2_quick-synthetic.tex", "table2_realcpu-real.tex", "my_notes.md"} <= names
     assert {p.name for p in written} == names - {"my_notes.md"}
     assert len(said) == 1 and "now per (profile, data source)" in said[0] and "table2.tex" in said[0]
+
+
+def test_heat_map_columns_are_catalog_labels_with_their_hyper_parameters():
+    from benchmark.report.extended import delta_matrix
+
+    table = pd.DataFrame({"dataset": ["stoic"] * 4, "method": ["stl", "hps+dwa", "hps+cagrad+c=0.4", "ctan+dwa"],
+                          "delta_mean": [0.0, 1.0, 2.0, 3.0]})
+    m = delta_matrix(table, "stoic")
+    assert list(m.columns) == ["DWA", "CAGrad (c=0.4)"] and list(m.index) == ["HPS", "CTAN"]
+    assert m.loc["HPS", "CAGrad (c=0.4)"] == 2.0 and np.isnan(m.loc["CTAN", "CAGrad (c=0.4)"])

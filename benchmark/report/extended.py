@@ -90,8 +90,16 @@ def delta_matrix(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
     cols = [w for w in WEIGHTINGS if w in matrix.columns] + [w for w in matrix.columns if w not in WEIGHTINGS]
     matrix = matrix.loc[rows, cols]
     matrix.index = [METHODS[m].label if m in METHODS else m for m in matrix.index]
-    matrix.columns = [WEIGHTINGS[w].label if w in WEIGHTINGS else w for w in matrix.columns]
+    matrix.columns = [weighting_label(w) for w in matrix.columns]
     return matrix
+
+
+def weighting_label(spec: str) -> str:
+    """A weighting column's label from the catalog: ``DWA``, ``CAGrad (c=0.4)``; an unknown one as it is."""
+    name, *changed = spec.split("+")
+    if name not in WEIGHTINGS:
+        return spec
+    return WEIGHTINGS[name].label + (f" ({', '.join(changed)})" if changed else "")
 
 
 def datasets_of(table: pd.DataFrame) -> list[str]:
