@@ -5,6 +5,7 @@ CLI and the report read it), ``base.py`` holds the two kinds (a loss weighting b
 weighted sum once; a gradient weighting takes each task's gradient of the shared parameters and
 aggregates them in float64: torchjd's ``backward`` and aggregators), ``registry.py`` maps names
 to classes. Loss-based: ``ew``, ``dwa`` (the paper's), ``uw``, ``rlw``, ``gls``, ``famo``; gradient-based:
-``mgda``, ``pcgrad``, ``cagrad``, ``nashmtl``, ``imtlg``, ``alignedmtl``, ``upgrad``, ``gradnorm``, ``graddrop``.
+``mgda``, ``pcgrad``, ``cagrad``, ``nashmtl``, ``imtlg``, ``alignedmtl``, ``upgrad``, ``gradnorm``, ``graddrop``,
+``config``, ``dualproj``, ``fairgrad``.
 docs/methods.md lists each with its reference, defaults and measured cost.
 """

@@ -41,6 +41,9 @@ WEIGHTINGS = {w.name: w for w in (
                   (("alpha", 1.5),)),
     WeightingInfo("graddrop", "GradDrop", "gradient", "gradient sign dropout (Chen et al., NeurIPS 2020)",
                   (("leak", 0.0),)),
+    WeightingInfo("config", "ConFIG", "gradient", "conflict-free inverse gradients (Liu et al., ICLR 2025)"),
+    WeightingInfo("dualproj", "DualProj", "gradient", "the mean projected onto the dual cone (Quinton & Rey, 2024)"),
+    WeightingInfo("fairgrad", "FairGrad", "gradient", "α-fair gradient (Ban & Ji, ICML 2024)", (("alpha", 1.0),)),
 )}
 DEFAULT = "dwa"   # the paper's (Sec. 2.2)
 NONE = "none"     # STL: one task per network, nothing to weigh

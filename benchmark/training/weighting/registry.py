@@ -5,8 +5,11 @@ from benchmark.training.weighting.alignedmtl import AlignedMTLWeighting
 from benchmark.training.weighting.base import Weighting
 from benchmark.training.weighting.cagrad import CAGradWeighting
 from benchmark.training.weighting.catalog import NONE, WEIGHTINGS, WeightingSpec, parse
+from benchmark.training.weighting.config import ConFIGWeighting
+from benchmark.training.weighting.dualproj import DualProjWeighting
 from benchmark.training.weighting.dwa import DWA
 from benchmark.training.weighting.ew import EW
+from benchmark.training.weighting.fairgrad import FairGradWeighting
 from benchmark.training.weighting.famo import FAMO
 from benchmark.training.weighting.gls import GLS
 from benchmark.training.weighting.graddrop import GradDropWeighting
@@ -21,7 +24,8 @@ from benchmark.training.weighting.uw import UW
 
 CLASSES: dict[str, type[Weighting]] = {cls.name: cls for cls in (
     EW, DWA, UW, RLW, GLS, FAMO, MGDAWeighting, PCGradWeighting, CAGradWeighting, NashMTLWeighting,
-    IMTLGWeighting, AlignedMTLWeighting, UPGradWeighting, GradNormWeighting, GradDropWeighting)}
+    IMTLGWeighting, AlignedMTLWeighting, UPGradWeighting, GradNormWeighting, GradDropWeighting, ConFIGWeighting,
+    DualProjWeighting, FairGradWeighting)}
 if list(CLASSES) != list(WEIGHTINGS) or any(CLASSES[n].kind != WEIGHTINGS[n].kind for n in CLASSES):
     raise ImportError("weighting.registry.CLASSES and weighting.catalog.WEIGHTINGS disagree")
 
