@@ -27,8 +27,10 @@ def check_devices(devices: tuple[str, ...]) -> None:
 
         kind, _, index = device.partition(":")
         backend = getattr(torch, kind, None)
-        available = kind == "mps" and torch.backends.mps.is_available() or \
-            kind != "mps" and backend is not None and backend.is_available()
+        if kind == "mps":
+            available = torch.backends.mps.is_available()
+        else:
+            available = backend is not None and backend.is_available()
         if not available:
             raise PreflightError(f"--device {device}: this machine has no {kind.upper()} device "
                                  f"(torch {torch.__version__} sees none); use --device cpu")
