@@ -23,6 +23,14 @@ def test_the_verdict_follows_the_interval_and_the_papers_sign(paper, low, high, 
     assert PUB.verdict(paper, low, high, 7.7) == expected
 
 
+def test_an_interval_off_zero_decides_only_after_holms_correction():
+    """BUSI's CTAN: Δ_mean [-5.44, -0.16], p 0.039 alone, p_Holm 0.117 over the row's three methods."""
+    assert PUB.verdict(8.79, -5.44, -0.16, 3.5, p_holm=0.117) == (
+        "cannot decide (the interval excludes 0 on the other side, but not after Holm's correction: p_Holm 0.12)")
+    assert PUB.verdict(8.79, -5.44, -0.16, 3.5, p_holm=0.01) == "contradicts"
+    assert PUB.verdict(8.79, 0.5, 3.0, 3.5, p_holm=0.2).startswith("cannot decide (the interval excludes 0 on the paper's side")
+
+
 def test_the_public_table_renders_the_committed_openkbp_row_with_its_intervals(tmp_path):
     files = PUB.write_public(tmp_path)
     table = pd.read_csv(tmp_path / "public.csv")

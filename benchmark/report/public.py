@@ -13,8 +13,8 @@ by Δ_mean. The paper's row of the same kind is the paper's dataset whose tasks 
 segmentation + pixel regression: OpenKBP itself).
 
 Verdict per MTL method, on the paper's sign of its Δ_mean for that kind: **supports** when our
-interval excludes 0 on the paper's side, **contradicts** when it excludes 0 on the other side,
-**cannot decide** otherwise (with the minimum detectable effect at this size). Imports no torch.
+interval excludes 0 on the paper's side and p_Holm < 0.05, **contradicts** when the same holds on the
+other side, **cannot decide** otherwise (with the minimum detectable effect at this size). Imports no torch.
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import pandas as pd
 from benchmark import atomic
 from benchmark.report.cases import load_cases
 from benchmark.report.inputs import ReportInputError
+from benchmark.report.stats import ALPHA
 from benchmark.report.intervals import fold_of_case
 from benchmark.report.paper import load_paper_table
 from benchmark.report.reference import REFERENCE_DIR, load_reference
@@ -59,13 +60,19 @@ def paper_row_of(dataset: str) -> str | None:
     return next((d for d in paper if sorted(pair_kind(d)) == sorted(pair_kind(dataset))), None)
 
 
-def verdict(paper_delta: float, low: float, high: float, mde: float) -> str:
-    """Does our interval of Δ_mean [low, high] support the paper's sign of ``paper_delta``?"""
+def verdict(paper_delta: float, low: float, high: float, mde: float, p_holm: float = 0.0) -> str:
+    """Does our interval of Δ_mean [low, high] support the paper's sign of ``paper_delta``? Only when it
+    excludes 0 *and* the comparison survives Holm's correction over the row's MTL methods
+    (``p_holm`` < 0.05): a row makes three comparisons, and one uncorrected interval off 0 among
+    them is what chance gives one time in seven."""
     if not np.isfinite(paper_delta) or not (np.isfinite(low) and np.isfinite(high)):
         return "cannot decide (no interval)"
     side = np.sign(paper_delta)
     if low > 0 or high < 0:
         ours = 1.0 if low > 0 else -1.0
+        if not p_holm < ALPHA:
+            where = "the paper's side" if ours == side else "the other side"
+            return f"cannot decide (the interval excludes 0 on {where}, but not after Holm's correction: p_Holm {p_holm:.2f})"
         return "supports" if ours == side else "contradicts"
     return f"cannot decide (smallest detectable effect {mde:.1f} %)" if np.isfinite(mde) else "cannot decide"
 
@@ -94,7 +101,8 @@ def _row_table(folder: Path, paper: pd.DataFrame) -> pd.DataFrame:
                      "delta_mean_ci_high": get("delta_mean_ci_high"), "delta_mean_p_holm": get("delta_mean_p_holm"),
                      "mde": get("mde"), "rank": r.rank, "paper_delta_mean": paper_delta,
                      "verdict": "" if r.method == BASELINE else verdict(paper_delta, get("delta_mean_ci_low"),
-                                                                         get("delta_mean_ci_high"), get("mde"))})
+                                                                         get("delta_mean_ci_high"), get("mde"),
+                                                                         get("delta_mean_p_holm"))})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -121,8 +129,9 @@ def render_markdown(table: pd.DataFrame, missing: list[str]) -> str:
              "of the same kind of task pair. Means ± standard deviation over seeds (a cross-validated row: a "
              "seed's value is the mean over its folds); Δ in % against STL (eq. 3); Δ_mean with its bootstrap "
              "95 % interval over seeds and test cases; p against STL, Holm-adjusted within the row; the paper's "
-             "Δ_mean of the same method on the paper's dataset of that kind. Verdict: does our interval exclude 0 "
-             "on the paper's side (supports), on the other (contradicts), or neither (cannot decide)?", ""]
+             "Δ_mean of the same method on the paper's dataset of that kind. Verdict: does our interval exclude 0, "
+             "with p_Holm < 0.05, on the paper's side (supports), on the other (contradicts), or neither "
+             "(cannot decide)?", ""]
     head = ["Dataset (paper's kind)", "Method", "seeds × folds", "M_task1", "Δ_task1", "M_task2", "Δ_task2",
             "Δ_mean [95 % CI]", "p_Holm", "Rank", "paper Δ_mean", "verdict"]
     body = []
