@@ -78,10 +78,8 @@ def status_line(name: str, state: dict) -> str:
     losses = " ".join(f"{t} {v:.3g}/{state['val_loss'].get(t, float('nan')):.3g}" for t, v in state["train_loss"].items())
     network = f" {state['network']} ({state['index']} of {state['networks']})" if state["networks"] > 1 else ""
     eta = state["eta_seconds"]
-    return (f"[live] {name}{network}: epoch {state['epoch']}/{state['epochs']}, train/val loss {losses}, "
-            f"ETA {eta / 60:.0f} min" if eta >= 90 else
-            f"[live] {name}{network}: epoch {state['epoch']}/{state['epochs']}, train/val loss {losses}, "
-            f"ETA {eta:.0f} s")
+    eta_text = f"{eta / 60:.0f} min" if eta >= 90 else f"{eta:.0f} s"
+    return f"[live] {name}{network}: epoch {state['epoch']}/{state['epochs']}, train/val loss {losses}, ETA {eta_text}"
 
 
 class LiveStatus:

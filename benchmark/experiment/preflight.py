@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from pathlib import Path
 
 _DEVICE = re.compile(r"^(cpu|cuda|mps|xpu)(:\d+)?$")
@@ -61,21 +60,22 @@ def check_pretrained(backbone: str, pretrained: bool) -> None:
 
 
 def check_results(results: str | os.PathLike, create: bool) -> None:
-    """The results folder is (or can become) a writable folder; ``create`` False (dry run) only looks."""
+    """The results folder is (or can become) a writable folder with room (``store.check_writable``);
+    ``create`` False (dry run) only looks."""
+    from benchmark.experiment.store import StoreError, check_writable
+
     path = Path(results)
-    if path.exists() and not path.is_dir():
-        raise PreflightError(f"--results {path}: is a file, not a folder")
     if not create:
+        if path.exists() and not path.is_dir():
+            raise PreflightError(f"--results {path}: is a file, not a folder")
         existing = next(p for p in (path, *path.parents) if p.exists())
         if not os.access(existing, os.W_OK | os.X_OK):
             raise PreflightError(f"--results {path}: {existing} is not writable")
         return
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check-"):
-            pass
-    except OSError as exc:
-        raise PreflightError(f"--results {path}: cannot write there ({exc.strerror or exc})") from None
+        check_writable(path)
+    except StoreError as exc:
+        raise PreflightError(str(exc)) from None
 
 
 def check_all(devices: tuple[str, ...], backbone: str, pretrained: bool, results, create: bool) -> None:

@@ -359,16 +359,14 @@ def _release_abandoned(pending: list[CellConfig], results: str, wait: float = 10
     deadline = time.monotonic() + wait
     for cfg in pending:
         d = cfg.directory(results)
-        while True:
-            owner = claims.read_owner(d)
-            if owner is None or owner.get("host") != socket.gethostname():
-                break
-            pid = owner.get("pid")
-            if pid == os.getpid() or not claims.alive(pid) or time.monotonic() > deadline:
-                if pid == os.getpid() or not claims.alive(pid):
-                    (d / claims.CLAIM).unlink(missing_ok=True)
-                break
+        owner = claims.read_owner(d)
+        if owner is None or owner.get("host") != socket.gethostname():
+            continue
+        pid = owner.get("pid")
+        while pid != os.getpid() and claims.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
+        if pid == os.getpid() or not claims.alive(pid):
+            (d / claims.CLAIM).unlink(missing_ok=True)
 
 
 def cell_name(c: CellConfig) -> str:

@@ -28,12 +28,11 @@ import pandas as pd
 from benchmark import atomic
 from benchmark.report.cases import load_cases
 from benchmark.report.inputs import ReportInputError
-from benchmark.report.stats import ALPHA
 from benchmark.report.intervals import fold_of_case
 from benchmark.report.paper import load_paper_table
 from benchmark.report.reference import REFERENCE_DIR, load_reference
 from benchmark.report.render import _md_table, dataset_label, method_label, tex_escape
-from benchmark.report.stats import compute_report
+from benchmark.report.stats import ALPHA, compute_report
 from benchmark.report.write import paper_intervals
 from data import DATASETS, datasets_of
 from models.catalog import BASELINE

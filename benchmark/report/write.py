@@ -92,9 +92,10 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
         removed = remove_stale_products(out, written)
         if removed:
             removed.sort(key=lambda p: (not p.name.startswith("table2"), p.name))
+            why = ("tables are now per (profile, data source), named *_<profile>-<source>"
+                   if any(p.stem in PRODUCTS for p in removed) else "stale")
             log(f"report: removed {len(removed)} file(s) of an earlier render that this one does not write "
-                f"({', '.join(p.name for p in removed[:6])}{' ...' if len(removed) > 6 else ''}): "
-                f"{'tables are now per (profile, data source), named *_<profile>-<source>' if any(p.stem in PLAIN for p in removed) else 'stale'}")
+                f"({', '.join(p.name for p in removed[:6])}{' ...' if len(removed) > 6 else ''}): {why}")
         return written
     except OSError as exc:
         raise ReportWriteError(f"report not written: {atomic.describe(out, exc)}") from None
@@ -105,7 +106,6 @@ def write_report(metrics_csv: str | Path, out_dir: str | Path, compare_paper: bo
 PRODUCTS = ("table2", "per_seed", "intervals", "extended", "ablation", "heatmap", "delta_mean", "delta_tasks",
             "training_curves", "validation_curves", "dwa_weights", "compare_paper", "secondary", "ranks",
             "critical_difference", "failures", "reference")
-PLAIN = frozenset(PRODUCTS)
 SUFFIXES = (".csv", ".md", ".tex", ".png", ".pdf")
 
 
