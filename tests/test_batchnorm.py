@@ -14,6 +14,7 @@ from torch import nn
 import benchmark.training.loop as loop
 from benchmark.experiment.profiles import get_profile
 from benchmark.training.loop import recalibrate_batchnorm, recalibration_rng, train_network
+from benchmark.training.settings import TrainSettings
 from data import DATASETS
 from data.base import Split
 
@@ -129,7 +130,7 @@ def test_a_spiked_first_epoch_does_not_change_how_much_a_task_counts(monkeypatch
     from models.registry import build_model
     net = build_model("hps", data.spec.tasks, "resnet18", in_channels=1)
     profile = dataclasses.replace(get_profile("smoke"), epochs=3)
-    res = train_network(net, data.spec.tasks, data, profile, 4, 0)
+    res = train_network(net, data.spec.tasks, data, TrainSettings(profile, 4, 0))
     assert {r["task"]: r["selection_reference"] for r in res.epochs} == {"segmentation": 1.0, "dose": 0.1}
     assert res.best_epoch == 1
 
@@ -140,7 +141,7 @@ def test_the_selection_reference_of_a_real_cell_is_the_trivial_loss_and_stored()
     from models.registry import build_model
     tasks = data.spec.tasks
     net = build_model("hps", tasks, "resnet18", in_channels=1)
-    res = train_network(net, tasks, data, dataclasses.replace(get_profile("smoke"), epochs=1), 4, 0)
+    res = train_network(net, tasks, data, TrainSettings(dataclasses.replace(get_profile("smoke"), epochs=1), 4, 0))
     expected = loop.trivial_losses(tasks, data.splits["train"], data.splits["val"],
                                    {t.name: make_loss(t) for t in tasks}, 4)
     got = [next(r["selection_reference"] for r in res.epochs if r["task"] == t.name) for t in tasks]
@@ -173,8 +174,10 @@ def test_real_openkbp_validation_dose_error_matches_whole_split_statistics():
                                   bn_recalibration_batches=4)
     torch.manual_seed(0)
     net = build_model("ctan", data.spec.tasks, "resnet18", in_channels=1)
+    import models.ctan
+    models.ctan._WARNED_N1 = False      # said once per process: whichever test built a 1x1 CTAN first heard it
     with pytest.warns(UserWarning, match="1x1 bottleneck"):
-        res = train_network(net, data.spec.tasks, data, profile, 16, 0)
+        res = train_network(net, data.spec.tasks, data, TrainSettings(profile, 16, 0))
     loop_mae = res.val["dose"]["mae"]
     assert evaluate(net, data.spec.tasks, data.splits["val"], 16)["dose"]["mae"] == pytest.approx(loop_mae, rel=1e-5)
     recalibrate_batchnorm(net, data.splits["train"], 16, 10 ** 9, rng=np.random.default_rng(123))
