@@ -34,9 +34,11 @@ EXPECTED = {
     "dualproj": [0.556316, 1.110921, 1.110921],
     # by hand: w = (0.59146, 0.40707) solves (G w)_k = 1 / w_k (alpha 1), G = J Jᵀ = [[18, -22], [-22, 38]]
     "fairgrad": [0.076584, 0.998533, 0.998533],
+    # by hand: the first step's EMA targets are 0, where GradVac's correction is PCGrad's projection
+    "gradvac": [0.584795, 3.801170, 3.801170],
 }
 UNWEIGHTED = ("config",)   # its update is not a weighting of the rows: the loop logs NaN weights, as GradDrop's
-LINEAR = ("upgrad", "mgda", "pcgrad", "cagrad", "imtlg", "alignedmtl", "config", "dualproj")   # agg(aJ) = a agg(J)
+LINEAR = ("upgrad", "mgda", "pcgrad", "cagrad", "imtlg", "alignedmtl", "config", "dualproj", "gradvac")   # agg(aJ) = a agg(J)
 
 
 def _step_on(jacobian: torch.Tensor, name: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +71,33 @@ def test_gradient_weightings_are_finite_and_invariant_to_task_order(name):
 def test_dualproj_is_the_hand_projection_of_the_mean_within_its_solver_tolerance():
     grad, _ = _step_on(J, "dualproj")
     torch.testing.assert_close(grad, torch.tensor([1 - 8 / 18, 1 + 2 / 18, 1 + 2 / 18]), atol=1e-3, rtol=0)
+
+
+def test_gradvac_moves_towards_its_ema_targets_and_resumes_them():
+    """Step 2 on J by hand: cos φ = g0·g1 / (|g0| |g1|) = -22 / sqrt(18 · 38); the target after step 1 is
+    φ̂ = β φ (β 0.5); each row moves by w g_j with w = |g_i| (φ̂ sqrt(1-φ²) - φ sqrt(1-φ̂²)) / (|g_j| sqrt(1-φ̂²))."""
+    w = build_weighting("gradvac", 2)
+    theta = nn.Parameter(torch.ones(3))
+    w.step(J @ theta, [theta], [])
+    state = w.state_dict()
+    second, _ = _step_on_weighting(w, J)
+    g = J.double()
+    norm = g.norm(dim=1)
+    phi = float(g[0] @ g[1] / (norm[0] * norm[1]))
+    target = 0.5 * phi
+    rows = [g[i] + float(norm[i] * (target * math.sqrt(1 - phi ** 2) - phi * math.sqrt(1 - target ** 2))
+                         / (norm[j] * math.sqrt(1 - target ** 2))) * g[j] for i, j in ((0, 1), (1, 0))]
+    torch.testing.assert_close(second.double(), rows[0] + rows[1], atol=1e-5, rtol=0)
+    resumed = build_weighting("gradvac", 2)
+    resumed.load_state_dict(state)               # a checkpoint's weighting state: the same targets
+    torch.testing.assert_close(_step_on_weighting(resumed, J)[0], second, atol=0, rtol=0)
+    assert not torch.equal(_step_on(J, "gradvac")[0], second)   # a fresh one starts from 0 again
+
+
+def _step_on_weighting(w, jacobian: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    theta = nn.Parameter(torch.ones(jacobian.shape[1]))
+    weights = w.step(jacobian @ theta, [theta], [])
+    return theta.grad.detach(), weights
 
 
 def _ill_conditioned_jacobian() -> torch.Tensor:

@@ -6,6 +6,6 @@ weighted sum once; a gradient weighting takes each task's gradient of the shared
 aggregates them in float64: torchjd's ``backward`` and aggregators), ``registry.py`` maps names
 to classes. Loss-based: ``ew``, ``dwa`` (the paper's), ``uw``, ``rlw``, ``gls``, ``famo``; gradient-based:
 ``mgda``, ``pcgrad``, ``cagrad``, ``nashmtl``, ``imtlg``, ``alignedmtl``, ``upgrad``, ``gradnorm``, ``graddrop``,
-``config``, ``dualproj``, ``fairgrad``.
+``config``, ``dualproj``, ``fairgrad``, ``gradvac``.
 docs/methods.md lists each with its reference, defaults and measured cost.
 """

@@ -44,6 +44,7 @@ WEIGHTINGS = {w.name: w for w in (
     WeightingInfo("config", "ConFIG", "gradient", "conflict-free inverse gradients (Liu et al., ICLR 2025)"),
     WeightingInfo("dualproj", "DualProj", "gradient", "the mean projected onto the dual cone (Quinton & Rey, 2024)"),
     WeightingInfo("fairgrad", "FairGrad", "gradient", "α-fair gradient (Ban & Ji, ICML 2024)", (("alpha", 1.0),)),
+    WeightingInfo("gradvac", "GradVac", "gradient", "gradient vaccine (Wang et al., ICLR 2021)", (("beta", 0.5),)),
 )}
 DEFAULT = "dwa"   # the paper's (Sec. 2.2)
 NONE = "none"     # STL: one task per network, nothing to weigh

@@ -13,6 +13,7 @@ from benchmark.training.weighting.fairgrad import FairGradWeighting
 from benchmark.training.weighting.famo import FAMO
 from benchmark.training.weighting.gls import GLS
 from benchmark.training.weighting.graddrop import GradDropWeighting
+from benchmark.training.weighting.gradvac import GradVacWeighting
 from benchmark.training.weighting.gradnorm import GradNormWeighting
 from benchmark.training.weighting.imtlg import IMTLGWeighting
 from benchmark.training.weighting.mgda import MGDAWeighting
@@ -25,7 +26,7 @@ from benchmark.training.weighting.uw import UW
 CLASSES: dict[str, type[Weighting]] = {cls.name: cls for cls in (
     EW, DWA, UW, RLW, GLS, FAMO, MGDAWeighting, PCGradWeighting, CAGradWeighting, NashMTLWeighting,
     IMTLGWeighting, AlignedMTLWeighting, UPGradWeighting, GradNormWeighting, GradDropWeighting, ConFIGWeighting,
-    DualProjWeighting, FairGradWeighting)}
+    DualProjWeighting, FairGradWeighting, GradVacWeighting)}
 if list(CLASSES) != list(WEIGHTINGS) or any(CLASSES[n].kind != WEIGHTINGS[n].kind for n in CLASSES):
     raise ImportError("weighting.registry.CLASSES and weighting.catalog.WEIGHTINGS disagree")
 
