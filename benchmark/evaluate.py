@@ -17,6 +17,7 @@ task, the predictions (class maps, dose in Gy, class probabilities) and the case
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -28,10 +29,10 @@ import torch
 from benchmark.plugins import PluginError, load_all as load_plugins
 from benchmark.experiment import store
 from benchmark.experiment.cell import CellConfig, load_data
-from benchmark.experiment.profiles import Profile
 from benchmark.experiment.runner import case_rows, metric_rows
 from benchmark.training.batches import batches
 from benchmark.training.checkpoint import SELECTED
+from benchmark.training.kinds import kind_of
 from benchmark.training.scoring import score
 from benchmark.training.volumes import as_submitted, predictor
 from data.base import DataError, TaskData
@@ -46,13 +47,11 @@ def load_cell(cell_dir: Path, data_root: str | None = None) -> tuple[CellConfig,
     """The cell's configuration, its networks with their selected weights, and its data."""
     try:
         meta = json.loads((cell_dir / "cell.json").read_text())
-        c = dict(meta["config"])
-    except (OSError, ValueError, KeyError) as exc:
+        cfg = CellConfig.from_dict(meta["config"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         raise CellError(f"{cell_dir}: not a stored cell (cell.json unreadable: {exc})") from None
-    prof = dict(c.pop("profile"))
-    prof.update(synthetic_sizes=tuple(prof["synthetic_sizes"]), overrides=tuple(prof.get("overrides", ())))
-    c.pop("profile_label", None)
-    cfg = CellConfig(profile=Profile(**prof), **{**c, "data_root": data_root or c.get("data_root")})
+    if data_root:
+        cfg = dataclasses.replace(cfg, data_root=data_root)
     data = load_data(cfg)
     model = build_model(cfg.method, data.spec.tasks, cfg.profile.backbone, False, data.spec.in_channels)
     networks = model.networks()
@@ -73,7 +72,7 @@ def reevaluate(cfg: CellConfig, networks: list, data: TaskData, split: str,
     (``scoring.score``); its per-case rows appended to ``cases`` when given."""
     rows = []
     for tasks, net in networks:
-        res, net_cases = score(net, tasks, data, split, cfg.batch_size, channels_last=cfg.profile.channels_last)
+        res, net_cases = score(net, tasks, data, split, cfg.train_settings())
         rows += metric_rows(cfg, data.spec, tasks, res, split, all_metrics=True)
         if cases is not None:
             cases += case_rows(cfg, net_cases, split)
@@ -101,10 +100,7 @@ def export(cfg: CellConfig, networks: list, data: TaskData, split: str, out: Pat
             for batch in batches(data.splits[split], cfg.batch_size, channels_last=cfg.profile.channels_last):
                 pred = net(batch["image"])
                 for t in tasks:
-                    y = pred[t.name].float()
-                    y = (y.argmax(1) if t.target == "segmentation" else y * t.scale if t.target == "regression"
-                         else y.softmax(1) if t.target == "multiclass" else torch.sigmoid(y))
-                    outs[t.name].append(y.numpy())
+                    outs[t.name].append(kind_of(t).export(t, pred[t.name].float()).numpy())
         arrays.update({name: np.concatenate(v) for name, v in outs.items()})
     path = out / f"predictions_{split}.npz"
     np.savez_compressed(path, **arrays)

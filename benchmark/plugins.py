@@ -6,9 +6,12 @@ A plug-in is a Python module that, when imported, calls
     register_method(MethodInfo("mine", "Mine", "what it is"), MyModel)          # models.base.MultiTaskModel
     register_weighting(WeightingInfo("half", "Half", "loss", "what it is"), MyWeighting)
     register_dataset(DatasetEntry(SPEC, my_synthetic, MyReader(), group="user"))  # data.DatasetEntry
+    register_task_kind(MyKind, metrics=(MetricSpec("abs_error", ...),))     # benchmark.training.kinds.TaskKind
 
-which adds the name to the torch-free catalog (CLI choices, report labels) and the class to the
-registry (what a cell builds) together, after checking the two agree. It is loaded by
+which adds the name to the torch-free catalog (CLI choices, report labels; for a task kind
+``data.spec.TASK_KINDS`` and its metrics to ``data.spec.METRICS``) and the class to the registry (what a
+cell builds) together, after checking the two agree. A task kind is registered before the dataset
+whose tasks use it. It is loaded by
 
 - ``--plugin MODULE`` (repeatable) of ``reproduce.py``: an importable module name, or a ``.py`` file;
 - ``$CTAN_PLUGINS`` (comma-separated, the same forms): what ``--plugin`` sets, so that the worker
@@ -153,3 +156,42 @@ def register_dataset(entry):
         return add(entry)
     except ValueError as exc:
         raise PluginError(f"plug-in {_current}: {exc}") from None
+
+
+_KIND_METHODS = ("make_loss", "statistics", "result", "cases")   # what a kind must give (TaskKind's docstring)
+
+
+def register_task_kind(cls: type, metrics: Iterable = ()) -> type:
+    """Add task kind ``cls`` (a ``benchmark.training.kinds.TaskKind`` whose ``info`` is its
+    ``data.spec.KindInfo``) under ``info.name``, and the ``data.spec.MetricSpec`` of each new metric it
+    reports. Its tasks then train, are scored and reach the report like the suite's own kinds; a
+    metric's per-case rows must be its weighted mean per case (``benchmark.report.cases``)."""
+    from benchmark.training.kinds import KINDS, TaskKind
+    from data.spec import METRICS, TASK_KINDS, KindInfo, MetricSpec
+    info = getattr(cls, "info", None)
+    if not (inspect.isclass(cls) and issubclass(cls, TaskKind) and isinstance(info, KindInfo)):
+        raise PluginError(f"plug-in {_current}: {cls!r} is not a benchmark.training.kinds.TaskKind with a "
+                          f"data.spec.KindInfo as its info")
+    _clash("task kind", info.name, TASK_KINDS)
+    if info.outputs not in ("pixel", "image"):
+        raise PluginError(f"plug-in {_current}: task kind {info.name!r}: outputs must be 'pixel' or 'image', "
+                          f"got {info.outputs!r}")
+    missing = [m for m in _KIND_METHODS if getattr(cls, m) is getattr(TaskKind, m)]
+    if missing:
+        raise PluginError(f"plug-in {_current}: task kind {info.name!r}: {cls.__name__} does not define {missing}")
+    new = {}
+    for m in metrics:
+        if not isinstance(m, MetricSpec):
+            raise PluginError(f"plug-in {_current}: task kind {info.name!r}: {m!r} is not a data.spec.MetricSpec")
+        if m.name in METRICS or m.name in new:
+            raise PluginError(f"plug-in {_current}: task kind {info.name!r}: metric {m.name!r} is already "
+                              f"registered; choose another name")
+        new[m.name] = m
+    unknown = [m for m in info.metrics if m not in METRICS and m not in new]
+    if not info.metrics or unknown:
+        raise PluginError(f"plug-in {_current}: task kind {info.name!r}: its metrics {list(info.metrics)} need "
+                          f"a MetricSpec each" + (f"; none given for {unknown}" if unknown else ""))
+    METRICS.update(new)
+    TASK_KINDS[info.name] = info
+    KINDS[info.name] = cls()
+    return cls

@@ -52,16 +52,12 @@ class Split:
             if task.name not in self.targets:
                 raise DataError(f"{where}: no targets for task {task.name!r}")
             y = self.targets[task.name]
-            expected = {"segmentation": (n, h, w), "regression": (n, 1, h, w)}.get(task.target, (n,))
+            expected = task.info.target_shape(task, n, h, w)
             if y.shape != expected:
                 raise DataError(f"{where}: task {task.name!r} targets must have shape {expected}, got {y.shape}")
-            if task.target in ("segmentation", "multiclass", "binary"):
-                limit = 2 if task.target == "binary" else task.num_outputs
-                bad = (y < 0) | (y >= limit)
-                if bad.any():
-                    raise DataError(f"{where}: task {task.name!r} has label {int(y[bad].flat[0])} outside 0..{limit - 1}")
-            elif not np.isfinite(y).all():
-                raise DataError(f"{where}: task {task.name!r} targets contain NaN or infinite values")
+            problem = task.info.target_problem(task, y)
+            if problem:
+                raise DataError(f"{where}: task {task.name!r} {problem}")
         if len(self.case_id) != n:
             raise DataError(f"{where}: {len(self.case_id)} case ids for {n} images")
         if set(self.extras) != set(spec.extras):

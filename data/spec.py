@@ -1,7 +1,8 @@
 """Tasks, datasets and metrics as data (Table 2 of the paper: four datasets, three kinds of task pair).
 
 Code loops over :class:`TaskSpec` values instead of testing dataset names: the loss, the metrics
-and the decoder of a task follow from its spec, and a metric's label, unit and direction from
+and the decoder of a task follow from its kind (:data:`TASK_KINDS`, named by ``TaskSpec.target``; the
+behaviour in ``benchmark.training.kinds``), and a metric's label, unit and direction from
 :data:`METRICS`, the one metric table of the suite (the runner, the report and the docs read it).
 Nothing here imports torch.
 """
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -40,15 +43,65 @@ METRICS = {m.name: m for m in (
     MetricSpec("auc", "AUC", "%", True, 0.0, 100.0),
 )}
 
-# What a task predicts decides its decoder, loss and metrics (paper Sec. 2.1-2.3, Table 1).
-TARGETS = ("segmentation", "regression", "multiclass", "binary")
-LOSS_OF_TARGET = {"segmentation": "combo", "regression": "l1", "multiclass": "ce", "binary": "bce"}
-METRICS_OF_TARGET = {
-    "segmentation": ("dice",),
-    "regression": ("mae", "dose_score"),
-    "multiclass": ("accuracy", "balanced_accuracy", "macro_f1"),
-    "binary": ("auc",),
-}
+@dataclass(frozen=True)
+class KindInfo:
+    """A task kind as data: what a task of this ``TaskSpec.target`` predicts, in the torch-free
+    catalog :data:`TASK_KINDS` (its behaviour -- loss, per-sample statistics, metrics, per-case rows,
+    exported predictions -- is the class of the same name in ``benchmark.training.kinds.KINDS``).
+
+    ``outputs`` is "pixel" (a map at input resolution: ``models.blocks.PixelDecoder``) or "image" (one
+    vector per image: ``ImageDecoder``); ``metrics`` name entries of :data:`METRICS` (a task's primary
+    ``metric`` is one of them); ``loss`` says what the loss is; ``labels``: targets are integer class
+    labels (0..max(num_outputs, 2) - 1), otherwise real values.
+    """
+
+    name: str
+    outputs: str
+    metrics: tuple[str, ...]
+    loss: str
+    labels: bool
+
+    def target_shape(self, task: TaskSpec, n: int, h: int, w: int) -> tuple[int, ...]:
+        """The shape of ``n`` samples' targets: a label map ``[n, H, W]``, a value map
+        ``[n, C, H, W]``, a label ``[n]`` or a value vector ``[n, C]`` (C: ``task.num_outputs``)."""
+        if self.outputs == "pixel":
+            return (n, h, w) if self.labels else (n, task.num_outputs, h, w)
+        return (n,) if self.labels else (n, task.num_outputs)
+
+    def target_problem(self, task: TaskSpec, y) -> str:
+        """What is wrong with targets ``y`` of the right shape ("" when nothing is)."""
+        if self.labels:
+            limit = max(task.num_outputs, 2)
+            bad = (y < 0) | (y >= limit)
+            return f"has label {int(y[bad].flat[0])} outside 0..{limit - 1}" if bad.any() else ""
+        return "" if np.isfinite(y).all() else "targets contain NaN or infinite values"
+
+    def constant_prediction(self, task: TaskSpec, y):
+        """The constant prediction learnt from training targets ``y`` alone, one value per output
+        channel, in the loss's scale: the class prior as logits (labels), the prevalence as a logit
+        (one output of labels: binary), the mean target (values) -- the model-selection reference
+        (``benchmark.training.loop.trivial_losses``)."""
+        y = np.asarray(y)
+        if not self.labels:
+            if task.num_outputs == 1:
+                return np.array([float(y.mean()) / task.scale])
+            axes = tuple(a for a in range(y.ndim) if a != 1)
+            return y.mean(axis=axes).astype(np.float64) / task.scale
+        counts = np.bincount(y.reshape(-1).astype(np.int64), minlength=max(task.num_outputs, 2)).astype(np.float64)
+        prior = (counts + 1.0) / (counts.sum() + len(counts))  # add-one: a class absent from training stays finite
+        if task.num_outputs == 1:
+            return np.array([np.log(prior[1] / prior[0])])
+        return np.log(prior[:task.num_outputs])
+
+
+# What a task predicts decides its decoder, loss and metrics (paper Sec. 2.1-2.3, Table 1). A plug-in
+# adds a kind with ``benchmark.plugins.register_task_kind`` (docs/extending.md).
+TASK_KINDS = {k.name: k for k in (
+    KindInfo("segmentation", "pixel", ("dice",), "combo", labels=True),
+    KindInfo("regression", "pixel", ("mae", "dose_score"), "l1", labels=False),
+    KindInfo("multiclass", "image", ("accuracy", "balanced_accuracy", "macro_f1"), "ce", labels=True),
+    KindInfo("binary", "image", ("auc",), "bce", labels=True),
+)}
 
 
 @dataclass(frozen=True)
@@ -85,23 +138,32 @@ class TaskSpec:
     def __post_init__(self) -> None:
         if self.kind not in ("pixel", "image"):
             raise ValueError(f"task {self.name!r}: kind must be 'pixel' or 'image', got {self.kind!r}")
-        if self.target not in TARGETS:
-            raise ValueError(f"task {self.name!r}: target must be one of {TARGETS}, got {self.target!r}")
-        if self.metric not in METRICS_OF_TARGET[self.target]:
+        if self.target not in TASK_KINDS:
+            raise ValueError(f"task {self.name!r}: target must be one of {tuple(TASK_KINDS)}, got {self.target!r}")
+        info = TASK_KINDS[self.target]
+        if self.kind != info.outputs:
+            raise ValueError(f"task {self.name!r}: a {self.target} task predicts per {info.outputs}, "
+                             f"its kind must be {info.outputs!r}, got {self.kind!r}")
+        if self.metric not in info.metrics:
             raise ValueError(f"task {self.name!r}: metric {self.metric!r} is not one of "
-                             f"{METRICS_OF_TARGET[self.target]} for a {self.target} task")
+                             f"{info.metrics} for a {self.target} task")
         if self.empty_is_perfect and self.target != "segmentation":
             raise ValueError(f"task {self.name!r}: empty_is_perfect is a segmentation task's setting")
         if self.dvh and (self.target != "regression" or any(kind not in ("oar", "target") for _, kind in self.dvh)):
             raise ValueError(f"task {self.name!r}: DVH structures are (name, 'oar' | 'target') of a regression task")
 
     @property
+    def info(self) -> KindInfo:
+        """The task's kind (:data:`TASK_KINDS`)."""
+        return TASK_KINDS[self.target]
+
+    @property
     def loss(self) -> str:
-        return LOSS_OF_TARGET[self.target]
+        return self.info.loss
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        return METRICS_OF_TARGET[self.target]
+        return self.info.metrics
 
     @property
     def higher_is_better(self) -> bool:

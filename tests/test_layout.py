@@ -12,7 +12,7 @@ import pytest
 
 from benchmark.training import metrics as M
 from data import DATASETS
-from data.spec import METRICS, METRICS_OF_TARGET
+from data.spec import METRICS, TASK_KINDS
 from models.catalog import BASELINE, METHODS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -120,13 +120,19 @@ def test_the_method_catalog_names_exactly_the_registered_models():
 
 
 def test_the_metric_table_is_the_one_source_of_names_and_directions():
-    per_sample = {m for ms in METRICS_OF_TARGET.values() for m in ms}
+    per_sample = {m for kind in TASK_KINDS.values() for m in kind.metrics}
     assert set(METRICS) - per_sample == {"dvh_score"}          # scored on whole volumes (training/volumes.py)
     for name in per_sample:
         assert callable(getattr(M, name)), f"no function computes metric {name!r}"
     for entry in DATASETS.values():
         for task in entry.spec.tasks:
             assert task.metric in METRICS and task.higher_is_better == METRICS[task.metric].higher_is_better
+
+
+def test_the_kind_catalog_names_exactly_the_registered_kinds():
+    from benchmark.training.kinds import KINDS
+    assert list(KINDS) == list(TASK_KINDS)
+    assert all(KINDS[name].info is TASK_KINDS[name] for name in KINDS)
 
 
 @pytest.mark.parametrize("name", list(DATASETS))

@@ -1,5 +1,6 @@
-"""Plug-ins (benchmark/plugins.py): a user's architecture and weighting from a folder outside the
-tree, trained in worker processes into the report; clashes and inconsistent entries fail at start-up."""
+"""Plug-ins (benchmark/plugins.py): a user's architecture, weighting, dataset and task kind from a folder
+outside the tree, trained in worker processes into the report; clashes and inconsistent entries fail at
+start-up."""
 from __future__ import annotations
 
 import shutil
@@ -73,6 +74,77 @@ def test_inconsistent_entries_are_refused():
         plugins.register_method(MethodInfo("hps2", "HPS2", "x"), HPS)
     with pytest.raises(plugins.PluginError, match="'none' is already registered"):
         plugins.register_weighting(WeightingInfo("none", "None", "loss", "x"), EW)
+
+
+KIND_EXAMPLE = ROOT / "docs" / "examples" / "my_task_kind.py"
+
+
+def test_a_task_kind_dataset_architecture_and_weighting_from_outside_the_tree_reach_the_report(tmp_path):
+    """The issue's whole plug-in path at once: image-level regression (a kind the suite lacks) in a
+    dataset of the user's, trained by the suite's and the user's architectures under the user's weighting."""
+    user = tmp_path / "user"
+    user.mkdir()
+    for example in (KIND_EXAMPLE, EXAMPLE):
+        shutil.copy(example, user / example.name)
+    run = _reproduce(["--plugin", str(user / KIND_EXAMPLE.name), "--plugin", str(user / EXAMPLE.name),
+                      "--dataset", "discs", "--method", "stl", "--method", "hps", "--method", "hps_gate",
+                      "--weighting", "dwa", "--weighting", "fixed+w=0.7", "--profile", "smoke", "--seeds", "0",
+                      "--results", str(tmp_path / "res"), "--no-progress", "--jobs", "2"], cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    metrics = pd.read_csv(tmp_path / "res" / "metrics.csv")
+    area = metrics[(metrics["task"] == "area") & (metrics["split"] == "test")]
+    assert set(area["metric"]) == {"image_mae"} and len(area) == 5 and area["value"].between(0, 100).all()
+    assert not area["higher_is_better"].any()
+    # the report resamples cases: its recomputation of the kind's metric is the stored value
+    from benchmark.report.cases import case_metric, load_cases
+    cases = load_cases(tmp_path / "res" / "cases.csv")
+    for row in area.itertuples():
+        rows = cases[(cases["method"] == row.method) & (cases["weighting"] == row.weighting) & (cases["task"] == "area")]
+        assert case_metric(rows, "image_mae").value == pytest.approx(row.value, rel=1e-9)
+    report = tmp_path / "res" / "report"
+    table = (report / "table2.md").read_text()
+    assert "| Discs | STL |" in table and "area (MAE, %, lower is better)" in table
+    assert "| Discs | HPS |" in (report / "intervals.md").read_text()
+    assert "HPS+gate + Fixed (w=0.7)" in (report / "extended.md").read_text()
+
+
+def test_inconsistent_task_kinds_are_refused():
+    from benchmark.training.kinds import KINDS, PixelRegression, TaskKind
+    from data.spec import METRICS, TASK_KINDS, KindInfo, MetricSpec
+    before = (dict(KINDS), dict(TASK_KINDS), dict(METRICS))
+    with pytest.raises(plugins.PluginError, match="task kind 'regression' is already registered"):
+        plugins.register_task_kind(PixelRegression)
+
+    class Partial(TaskKind):
+        info = KindInfo("partial", "image", ("mae",), "l1", labels=False)
+
+        def make_loss(self, task):
+            return None
+    with pytest.raises(plugins.PluginError, match=r"does not define \['statistics', 'result', 'cases'\]"):
+        plugins.register_task_kind(Partial)
+
+    class NoSpec(PixelRegression):
+        info = KindInfo("nospec", "pixel", ("rmse",), "l1", labels=False)
+    with pytest.raises(plugins.PluginError, match=r"need a MetricSpec each; none given for \['rmse'\]"):
+        plugins.register_task_kind(NoSpec)
+    with pytest.raises(plugins.PluginError, match="metric 'mae' is already registered"):
+        plugins.register_task_kind(NoSpec, metrics=(MetricSpec("mae", "MAE", "Gy", False),))
+
+    class Sideways(PixelRegression):
+        info = KindInfo("sideways", "voxel", ("mae",), "l1", labels=False)
+    with pytest.raises(plugins.PluginError, match="outputs must be 'pixel' or 'image', got 'voxel'"):
+        plugins.register_task_kind(Sideways)
+    with pytest.raises(plugins.PluginError, match="is not a benchmark.training.kinds.TaskKind"):
+        plugins.register_task_kind(dict)
+    assert (dict(KINDS), dict(TASK_KINDS), dict(METRICS)) == before      # nothing half-registered
+
+
+def test_a_task_of_an_unregistered_kind_or_the_wrong_outputs_is_refused():
+    from data.spec import TaskSpec
+    with pytest.raises(ValueError, match="target must be one of"):
+        TaskSpec("age", "image", "image_regression_not_registered", 1, "image_mae")
+    with pytest.raises(ValueError, match="a regression task predicts per pixel, its kind must be 'pixel'"):
+        TaskSpec("dose", "image", "regression", 1, "mae")
 
 
 DATASET_EXAMPLE = ROOT / "docs" / "examples" / "my_dataset.py"

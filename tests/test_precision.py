@@ -18,6 +18,7 @@ from benchmark.experiment.precision import cpu_info, describe_cpu, resolve_preci
 from benchmark.experiment.profiles import PROFILES, get_profile
 from benchmark.training.losses import make_loss
 from benchmark.training.loop import NonFiniteGradient, train_network
+from benchmark.training.settings import TrainSettings
 from data import DATASETS
 from models.catalog import METHODS
 from models.registry import MODELS, build_model
@@ -94,7 +95,7 @@ def test_a_non_finite_gradient_stops_a_cell_with_one_line_naming_parameter_preci
     weight.register_hook(lambda g: torch.full_like(g, float("nan")))
     before = weight.detach().clone()
     with pytest.raises(NonFiniteGradient) as err:
-        train_network(net, spec.tasks, data, get_profile("smoke"), 4, 0)
+        train_network(net, spec.tasks, data, TrainSettings(get_profile("smoke"), 4, 0))
     message = str(err.value)
     assert message == ("stoic: the gradient of decoders.covid.fc.weight is not finite at step 0 of epoch 0 "
                        "(fp32 on cpu); check the data and lower the learning rate")
@@ -104,7 +105,7 @@ def test_a_non_finite_gradient_stops_a_cell_with_one_line_naming_parameter_preci
     net = build_model("hps", spec.tasks, "resnet18", in_channels=spec.in_channels)
     dict(net.named_parameters())["decoders.covid.fc.weight"].register_hook(lambda g: g * float("inf"))
     with pytest.raises(NonFiniteGradient, match=r"\(bf16 autocast on cpu\); retry with --set amp=false"):
-        train_network(net, spec.tasks, data, amp, 4, 0)
+        train_network(net, spec.tasks, data, TrainSettings(amp, 4, 0))
 
 
 def _has_amx() -> bool:

@@ -16,6 +16,7 @@ import reproduce
 from benchmark.experiment import runner, store
 from benchmark.experiment.profiles import get_profile
 from benchmark.training.loop import NonFiniteLoss, train_network
+from benchmark.training.settings import TrainSettings
 from data import DATASETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -193,7 +194,7 @@ def test_nan_loss_stops_training_with_a_clear_error(monkeypatch):
     monkeypatch.setattr(training, "make_loss", lambda task: (lambda out, y: out.sum() * float("nan")))
     net = build_model("hps", spec.tasks, "resnet18", in_channels=spec.in_channels)
     with pytest.raises(NonFiniteLoss, match="stoic: training loss of task 'covid' is nan in epoch 0"):
-        train_network(net, spec.tasks, data, get_profile("smoke"), 4, 0)
+        train_network(net, spec.tasks, data, TrainSettings(get_profile("smoke"), 4, 0))
 
 
 def test_batchnorm_recalibration_gives_the_population_statistics_of_the_current_weights():
@@ -240,7 +241,7 @@ def test_model_selection_counts_every_task_whatever_its_loss_scale(monkeypatch):
     data = DATASETS["prostate"].synthetic(0, 8, 4, 4, 16)
     net = build_model("hps", data.spec.tasks, "resnet18", in_channels=1)
     profile = dataclasses.replace(get_profile("smoke"), epochs=3)
-    res = train_network(net, data.spec.tasks, data, profile, 4, 0)
+    res = train_network(net, data.spec.tasks, data, TrainSettings(profile, 4, 0))
     assert res.best_epoch == 1
     scores = {r["epoch"]: r["selection_score"] for r in res.epochs}
     assert scores[0] == 1.0 and scores[1] == pytest.approx((0.5 + 0.02 / 0.03) / 2)

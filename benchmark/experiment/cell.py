@@ -12,6 +12,7 @@ from benchmark.experiment.profiles import Profile
 from benchmark.experiment.store import cell_dir
 from data import get_dataset
 from data.base import TaskData
+from benchmark.training.settings import TrainSettings
 from benchmark.training.weighting.catalog import DEFAULT, NONE, parse
 from data.prepare import load as load_real
 from models.catalog import BASELINE
@@ -41,6 +42,20 @@ class CellConfig:
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "profile_label": self.profile.label}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CellConfig":
+        """The config :meth:`to_dict` gave (e.g. a stored ``cell.json``'s ``config``)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        profile = dict(d["profile"])     # JSON has lists where the profile holds tuples
+        profile.update(synthetic_sizes=tuple(profile["synthetic_sizes"]), overrides=tuple(profile.get("overrides", ())))
+        return cls(**{**{k: v for k, v in d.items() if k in fields}, "profile": Profile(**profile)})
+
+    def train_settings(self, network: int = 0, device: str = "cpu", progress: bool = False) -> TrainSettings:
+        """The settings network ``network`` of this cell trains and is scored with (its seed: the
+        cell's x 1000 + the index; STL's networks are 0, 1, ...)."""
+        return TrainSettings(self.profile, self.batch_size, self.seed * 1000 + network, parse(self.weighting),
+                             str(device), progress)
 
     def directory(self, results: str | Path) -> Path:
         """This cell's folder in the results store (docs/results-schema.md): the profile's label

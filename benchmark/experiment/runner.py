@@ -30,6 +30,7 @@ from benchmark.experiment.live import STATUS, EpochLog, LiveStatus, StatusFile
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.loop import TrainResult, check_metrics, train_network
 from benchmark.training.scoring import score
+from benchmark.training.settings import TrainSettings
 from benchmark.training.weighting.catalog import DEFAULT, NONE
 from data.spec import METRICS
 from models.base import count_parameters
@@ -115,8 +116,9 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
     networks = model.networks()
     for k, (tasks, net) in enumerate(networks):
         network = "joint" if len(networks) == 1 else tasks[0].name
-        res = _train(net, tasks, data, cfg, (k, len(networks)), device, progress, directory, network, execution)
-        test, test_cases = score(net, tasks, data, "test", cfg.batch_size, device, cfg.profile.channels_last)
+        settings = cfg.train_settings(k, device, progress)
+        res = _train(net, tasks, data, cfg, settings, (k, len(networks)), directory, network, execution)
+        test, test_cases = score(net, tasks, data, "test", settings)
         cases += case_rows(cfg, test_cases, "test")
         check_metrics(test, tasks, f"{cfg.dataset}/{cfg.method} {cfg.replicate}, test split")
         selected[network] = res.best_epoch
@@ -139,14 +141,13 @@ def run_cell(cfg: CellConfig, device: str = "cpu", progress: bool = False, direc
     return rows, epoch_rows, meta
 
 
-def _train(net, tasks, data, cfg: CellConfig, position: tuple[int, int], device, progress: bool,
+def _train(net, tasks, data, cfg: CellConfig, settings: TrainSettings, position: tuple[int, int],
            directory: Path | None, network: str, execution: Execution) -> TrainResult:
     """Train one network of a cell (``position``: its index and the cell's network count), or take its
     finished result from the cell's checkpoints."""
     k = position[0]
     if directory is None:
-        return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
-                             weighting=cfg.weighting)
+        return train_network(net, tasks, data, settings)
     ckpt = Checkpoints(directory / "checkpoints" / network, execution.checkpoint_every, execution.keep_last)
     done = ckpt.result()
     if done is not None:  # finished before the cell was interrupted
@@ -163,8 +164,7 @@ def _train(net, tasks, data, cfg: CellConfig, position: tuple[int, int], device,
             hook(end)
 
     try:
-        return train_network(net, tasks, data, cfg.profile, cfg.batch_size, cfg.seed * 1000 + k, device, progress,
-                             on_epoch=on_epoch, checkpoints=ckpt, weighting=cfg.weighting)
+        return train_network(net, tasks, data, settings, on_epoch=on_epoch, checkpoints=ckpt)
     finally:
         for hook in hooks:
             hook.close()

@@ -11,7 +11,9 @@ randomisation test, R per-replicate versions of the per-case data. The definitio
   mean over classes;
 - ``mae``, ``dose_score``, ``dvh_score``: weighted means of per-case values (weights: pixels, 1,
   the patient's number of DVH metrics);
-- ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``auc``: from each image's label and logits.
+- ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``auc``: from each image's label and logits;
+- any other metric (a plug-in task kind's, ``benchmark.training.kinds``): the weighted mean of its
+  per-case values, like ``mae`` -- the form a kind's per-case rows must take.
 
 Imports no torch.
 """
@@ -23,7 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-MEAN_TYPE = ("dice", "mae", "dose_score", "dvh_score")
 FROM_PREDICTIONS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 
 
@@ -55,7 +56,7 @@ class CaseMetric:
         data = self.data if data is None else data
         n = len(self.cases)
         w = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1, n)
-        return _METRICS[self.name](data, w)
+        return _METRICS.get(self.name, _mean_type)(data, w)
 
     @property
     def value(self) -> float:
@@ -122,13 +123,12 @@ def _auc(data, w):
     return 100 * (ranks[:, pos].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-_METRICS = {"dice": _mean_type, "mae": _mean_type, "dose_score": _mean_type, "dvh_score": _mean_type,
-            "accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy, "macro_f1": _macro_f1, "auc": _auc}
+_METRICS = {"accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy, "macro_f1": _macro_f1, "auc": _auc}
 
 
 def case_metric(rows: pd.DataFrame, metric: str) -> CaseMetric:
     """The :class:`CaseMetric` of ``metric`` from one cell's rows of one task."""
-    if metric in MEAN_TYPE:
+    if metric not in FROM_PREDICTIONS:      # the suite's mean-type metrics and every plug-in kind's
         sub = rows[rows["metric"] == metric]
         if sub.empty:
             raise CasesError(f"no per-case rows of {metric!r}")
@@ -141,22 +141,20 @@ def case_metric(rows: pd.DataFrame, metric: str) -> CaseMetric:
         value[0, i, j] = sub["value"].to_numpy(float)
         weight[0, i, j] = sub["weight"].to_numpy(float)
         return CaseMetric(metric, cases, {"value": value, "weight": weight})
-    if metric in FROM_PREDICTIONS:
-        labels = rows[rows["metric"] == "label"]
-        logits = rows[rows["metric"] == "logit"]
-        if labels.empty or logits.empty:
-            raise CasesError(f"{metric!r} needs each image's label and logits")
-        cases = np.array(sorted(labels["case"]))
-        if len(set(cases)) != len(cases):
-            raise CasesError("an image is listed twice among the labels")
-        k = logits["part"].astype(int).max() + 1
-        logit = np.zeros((1, len(cases), k))
-        logit[0, np.searchsorted(cases, logits["case"].to_numpy()), logits["part"].astype(int).to_numpy()] = \
-            logits["value"].to_numpy(float)
-        label = np.zeros(len(cases), np.int64)
-        label[np.searchsorted(cases, labels["case"].to_numpy())] = labels["value"].to_numpy(float).astype(np.int64)
-        return CaseMetric(metric, cases, {"label": label, "logit": logit})
-    raise CasesError(f"no per-case form of metric {metric!r}")
+    labels = rows[rows["metric"] == "label"]
+    logits = rows[rows["metric"] == "logit"]
+    if labels.empty or logits.empty:
+        raise CasesError(f"{metric!r} needs each image's label and logits")
+    cases = np.array(sorted(labels["case"]))
+    if len(set(cases)) != len(cases):
+        raise CasesError("an image is listed twice among the labels")
+    k = logits["part"].astype(int).max() + 1
+    logit = np.zeros((1, len(cases), k))
+    logit[0, np.searchsorted(cases, logits["case"].to_numpy()), logits["part"].astype(int).to_numpy()] = \
+        logits["value"].to_numpy(float)
+    label = np.zeros(len(cases), np.int64)
+    label[np.searchsorted(cases, labels["case"].to_numpy())] = labels["value"].to_numpy(float).astype(np.int64)
+    return CaseMetric(metric, cases, {"label": label, "logit": logit})
 
 
 def align(metric: CaseMetric, cases: np.ndarray) -> CaseMetric:

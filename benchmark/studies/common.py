@@ -12,8 +12,8 @@ import torch
 
 from benchmark.experiment.cell import load_data, resolve_config
 from benchmark.experiment.profiles import Profile
-from benchmark.training.evaluation import evaluate
 from benchmark.training.loop import EpochEnd, train_network
+from benchmark.training.scoring import score
 from data.base import TaskData
 from data.spec import TaskSpec
 from models.registry import build_model
@@ -49,8 +49,9 @@ def run_variant(dataset: str, method: str, seed: int, profile: Profile, variant:
         def hook(end: EpochEnd) -> None:
             for name, value in (on_epoch(end, data) if on_epoch else {}).items():
                 rows.append({**base, "task": name, "metric": f"epoch{end.epoch}", "value": value})
-        train_network(net, tasks, data, profile, cfg.batch_size, seed * 1000 + k, on_epoch=hook)
-        test = evaluate(net, tasks, data.splits["test"], cfg.batch_size, channels_last=profile.channels_last)
+        settings = cfg.train_settings(k)
+        train_network(net, tasks, data, settings, on_epoch=hook)
+        test, _ = score(net, tasks, data, "test", settings)      # as the runner scores a cell
         for t in tasks:
             rows += [{**base, "task": t.name, "metric": m, "value": test[t.name][m]} for m in t.metrics]
     rows.append({**base, "task": "", "metric": "seconds", "value": time.perf_counter() - start})

@@ -16,8 +16,8 @@ from benchmark.training.batches import batches
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
+from benchmark.training.settings import TrainSettings
 from benchmark.training.weighting.base import Weighting
-from benchmark.training.weighting.catalog import DEFAULT, WeightingSpec
 from benchmark.training.weighting.registry import build_weighting
 from data.base import Split, TaskData
 from data.spec import METRICS, TaskSpec
@@ -128,33 +128,20 @@ def selection_score(val_losses: np.ndarray, reference_losses: np.ndarray) -> flo
     return float(np.mean(np.asarray(val_losses, dtype=np.float64) / ref))
 
 
-def _trivial_logits(task: TaskSpec, train: Split) -> np.ndarray:
-    """The constant prediction of ``task`` learnt from the training targets alone, one value per
-    output channel: the class prior as logits (segmentation, classes), the prevalence as a logit
-    (binary), the mean target (regression, in the loss's scale)."""
-    y = np.asarray(train.targets[task.name])
-    if task.target == "regression":
-        return np.array([float(y.mean()) / task.scale])
-    counts = np.bincount(y.reshape(-1).astype(np.int64), minlength=max(task.num_outputs, 2)).astype(np.float64)
-    prior = (counts + 1.0) / (counts.sum() + len(counts))  # add-one: a class absent from training stays finite
-    if task.target == "binary":
-        return np.array([np.log(prior[1] / prior[0])])
-    return np.log(prior[:task.num_outputs])
-
-
 def trivial_losses(tasks: tuple[TaskSpec, ...], train: Split, val: Split, losses: dict,
                    batch_size: int) -> np.ndarray:
     """Each task's validation loss (batch-weighted, as :func:`evaluate` averages it) of the
-    trivial prediction :func:`_trivial_logits`: the selection score's per-task reference."""
+    trivial prediction (``KindInfo.constant_prediction``: the class prior, the prevalence, the mean
+    target, learnt from the training targets alone): the selection score's per-task reference."""
     out = np.zeros(len(tasks))
     for k, t in enumerate(tasks):
-        constant = torch.as_tensor(_trivial_logits(t, train), dtype=torch.float32)  # once per task
+        constant = torch.as_tensor(t.info.constant_prediction(t, train.targets[t.name]), dtype=torch.float32)
         total, count = 0.0, 0
         for start in range(0, len(val), batch_size):
             y = torch.from_numpy(np.ascontiguousarray(val.targets[t.name][start:start + batch_size]))
             n = len(y)
-            shape = {"segmentation": (n, t.num_outputs, *y.shape[1:]), "regression": tuple(y.shape),
-                     "multiclass": (n, t.num_outputs), "binary": (n, 1)}[t.target]
+            # what the network outputs for these targets: a map per pixel or a vector per image
+            shape = (n, t.num_outputs, *y.shape[-2:]) if t.kind == "pixel" else (n, t.num_outputs)
             pred = constant.view(1, -1, *([1] * (len(shape) - 2))).expand(shape).contiguous()
             total += float(losses[t.name](pred, y)) * n
             count += n
@@ -182,6 +169,17 @@ class EpochEnd:
     train_losses: np.ndarray         # each task's mean training loss (unweighted)
     val: dict[str, dict[str, float]]
     score: float                     # the selection score of this epoch
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Model selection so far: the lowest selection score, its epoch (-1: none yet), the weights and
+    the validation results of that epoch."""
+
+    score: float = np.inf
+    epoch: int = -1
+    state: dict | None = None
+    val: dict | None = None
 
 
 @dataclass
@@ -303,26 +301,27 @@ def recalibrate_batchnorm(net: nn.Module, split: Split, batch_size: int, max_bat
     net.train(was_training)
 
 
-def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, profile: Profile,
-                  batch_size: int, seed: int, device: torch.device | str = "cpu",
-                  progress: bool = False, on_epoch: Callable[[EpochEnd], None] | None = None,
-                  checkpoints: Checkpoints | None = None, weighting: str | WeightingSpec = DEFAULT) -> TrainResult:
-    """Train ``net`` on ``tasks`` for ``profile.epochs`` epochs and restore its best validation state.
+def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, settings: TrainSettings,
+                  on_epoch: Callable[[EpochEnd], None] | None = None,
+                  checkpoints: Checkpoints | None = None) -> TrainResult:
+    """Train ``net`` on ``tasks`` as ``settings`` say (``profile.epochs`` epochs) and restore its best
+    validation state.
 
     Model selection: the epoch with the lowest :func:`selection_score` (the paper selects on the
     validation split without saying how; see docs/reproduction.md). With ``checkpoints`` the
     training state is saved as it goes and a saved state is resumed: the result equals an
     uninterrupted run's (``benchmark/training/checkpoint.py``).
     """
-    device = torch.device(device)
+    profile, batch_size, seed = settings.profile, settings.batch_size, settings.seed
+    device = torch.device(settings.device)
     net.to(device, memory_format=torch.channels_last) if profile.channels_last else net.to(device)
     losses = {t.name: make_loss(t) for t in tasks}
-    weighter = build_weighting(weighting, len(tasks)).to(device)
+    weighter = build_weighting(settings.weighting, len(tasks)).to(device)
     opt = make_optimizer(net, profile, weighter.learnable())
     rng = np.random.default_rng(seed)
     train, val = data.splits["train"], data.splits["val"]
     reference = trivial_losses(tasks, train, val, losses, batch_size)
-    best = (np.inf, -1, None, None)
+    best = Selection()
     first_train: np.ndarray | None = None
     first_val: np.ndarray | None = None
     rows: list[dict] = []
@@ -336,7 +335,7 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         first_train = np.asarray(resumed["first_train"], np.float32)
         first_val = np.asarray(resumed["first_val"], np.float64)
         rows = resumed["rows"]
-        best = (resumed["best_score"], resumed["best_epoch"], checkpoints.selected()["model"], resumed["best_val"])
+        best = Selection(resumed["best_score"], resumed["best_epoch"], checkpoints.selected()["model"], resumed["best_val"])
     start_epoch = resumed["epoch"] + 1 if resumed is not None else 0
     if resumed is not None:   # said, never silent: the numbers equal an uninterrupted run's
         print(f"[resume] {checkpoints.folder}: resuming at epoch {start_epoch} of {profile.epochs} "
@@ -347,10 +346,10 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         return {"epoch": epoch, "model": net.state_dict(), "optimizer": opt.state_dict(),
                 "weighting": weighter.state_dict(), "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
                 "first_train": first_train.tolist(), "first_val": first_val.tolist(), "rows": rows,
-                "best_score": best[0], "best_epoch": best[1], "best_val": best[3]}
+                "best_score": best.score, "best_epoch": best.epoch, "best_val": best.val}
 
     epochs = range(start_epoch, profile.epochs)
-    if progress:
+    if settings.progress:
         from tqdm.auto import tqdm
         epochs = tqdm(epochs, desc="  epochs", leave=False, disable=not sys.stderr.isatty())  # no \r in logs
     for epoch in epochs:
@@ -375,9 +374,9 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
         if gap:  # evaluation looks broken, not the training: say so, never silently
             warnings.warn(f"{data.spec.name}, epoch {epoch}: {gap} (eval-mode statistics suspect; "
                           f"this epoch stays selectable)", stacklevel=2)
-        if score < best[0]:
+        if score < best.score:
             state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            best, changed = (score, epoch, state, val_res), True
+            best, changed = Selection(score, epoch, state, val_res), True
         seconds = time.perf_counter() - start
         if on_epoch is not None:
             on_epoch(EpochEnd(epoch, net, tasks, weights, mean_losses, val_res, score))
@@ -389,9 +388,9 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, p
                          "selection_score": score, "selected": False, "seconds": seconds,
                          "warning": gap})
         if checkpoints is not None and epoch < profile.epochs - 1 and checkpoints.due():
-            checkpoints.save(training_state(epoch), {"epoch": best[1], "model": best[2]} if changed else None)
+            checkpoints.save(training_state(epoch), {"epoch": best.epoch, "model": best.state} if changed else None)
             changed = False
-    _, best_epoch, state, best_val = best
+    best_epoch, state, best_val = best.epoch, best.state, best.val
     if state is None:
         raise NonFiniteLoss(f"{data.spec.name}: validation loss was never finite; no model to select")
     last = training_state(profile.epochs - 1) if checkpoints is not None and checkpoints.keep_last else {}

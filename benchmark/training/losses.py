@@ -1,10 +1,10 @@
-"""Task losses of Table 1: combo loss for segmentation, L1 for dose, cross-entropy for classes."""
+"""Task losses of Table 1 (combo loss for segmentation, L1 for dose, cross-entropy for classes: each
+kind's in ``benchmark.training.kinds``) and the one way to get a task's, :func:`make_loss`."""
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from data.spec import TaskSpec
@@ -36,13 +36,7 @@ class _Unsqueezed(nn.Module):
 
 
 def make_loss(task: TaskSpec) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss for a task; regression targets are divided by ``task.scale`` first."""
-    if task.loss == "combo":
-        return combo_loss()
-    if task.loss == "l1":
-        return lambda pred, target: F.l1_loss(pred, target / task.scale)
-    if task.loss == "ce":
-        return F.cross_entropy
-    if task.loss == "bce":
-        return lambda logit, target: F.binary_cross_entropy_with_logits(logit.view(-1), target.float().view(-1))
-    raise ValueError(f"task {task.name!r}: no loss for {task.loss!r}")
+    """The loss for a task: its kind's (``benchmark.training.kinds``; regression targets are divided
+    by ``task.scale`` first)."""
+    from benchmark.training.kinds import kind_of  # the kinds build on this module's combo loss
+    return kind_of(task).make_loss(task)

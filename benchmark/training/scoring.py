@@ -1,6 +1,6 @@
-"""Scoring a trained network on a split: the one path the runner and ``benchmark.evaluate`` share,
-so that a stored number and a re-scored one are the same computation (the studies still call
-``evaluation.evaluate`` for their own slice-level numbers).
+"""Scoring a trained network on a split: the one path the runner, ``benchmark.evaluate`` and the
+studies (``benchmark.studies.common``) share, so that a stored number, a re-scored one and a study's
+are the same computation.
 
 Every task's loss and metrics (``evaluation.evaluate``) and, on the test split of a dataset with
 whole test volumes, OpenKBP's own dose and DVH scores on whole patients in place of the slice-level
@@ -9,18 +9,20 @@ dose score (``volumes.evaluate_volumes``); plus the per-case rows of every metri
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from benchmark.training.evaluation import evaluate
+from benchmark.training.settings import TrainSettings
 from benchmark.training.volumes import evaluate_volumes
 from data.base import TaskData
 from data.spec import TaskSpec
 
 
-def score(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, split: str, batch_size: int,
-          device: torch.device | str = "cpu", channels_last: bool = False) -> tuple[dict, list[dict]]:
-    """``({task: {metric: value}}, case rows)`` of ``net`` on ``split``."""
+def score(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, split: str,
+          settings: TrainSettings) -> tuple[dict, list[dict]]:
+    """``({task: {metric: value}}, case rows)`` of ``net`` on ``split`` (batch size, device and memory
+    layout: ``settings``)."""
+    batch_size, device, channels_last = settings.batch_size, settings.device, settings.channels_last
     cases: list[dict] = []
     results = evaluate(net, tasks, data.splits[split], batch_size, device, channels_last=channels_last, cases=cases)
     for task in tasks:
