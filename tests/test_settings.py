@@ -100,3 +100,19 @@ def _toml(value) -> str:
     if isinstance(value, tuple):
         return "[" + ", ".join(map(str, value)) + "]"
     return repr(value)
+
+
+def test_a_stored_config_reads_back_whole_and_gives_each_network_its_settings():
+    """``CellConfig.from_dict`` inverts ``to_dict`` through JSON (a stored cell.json), hash included;
+    ``train_settings`` hands each network the cell's settings with its own seed and the parsed weighting."""
+    import json
+
+    from benchmark.experiment.cell import CellConfig
+    from benchmark.training.weighting.catalog import parse
+    profile = with_overrides(get_profile("smoke"), parse_settings(["epochs=3", "lr=0.002"]))
+    cfg = resolve_config("openkbp", "hps", 2, profile, "synthetic", weighting="cagrad+c=0.4", fold=3)
+    back = CellConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg and back.hash() == cfg.hash()
+    settings = cfg.train_settings(1, device="cpu")
+    assert (settings.seed, settings.batch_size, settings.profile) == (2001, cfg.batch_size, profile)
+    assert settings.weighting == parse("cagrad+c=0.4") and settings.weighting.params()["c"] == 0.4
