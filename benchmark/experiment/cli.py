@@ -170,7 +170,7 @@ def execution_from_args(args: argparse.Namespace) -> Execution:
     on_cpu = all(d == "cpu" for d in devices)
     jobs = args.jobs or ((os.cpu_count() or 1) if on_cpu else len(devices))
     slurm = SlurmOptions(args.slurm_queue, args.slurm_walltime, args.slurm_memory, args.slurm_cores,
-                         args.slurm_gpus, args.slurm_account)
+                         args.slurm_gpus, args.slurm_account, str(Path(args.results).resolve() / "slurm-logs"))
     return Execution(args.backend, jobs, devices, args.scheduler, args.cluster, slurm, args.checkpoint_every,
                      keep_last=args.keep_last, keep_weights=not args.no_weights, tensorboard=not args.no_tensorboard)
 
@@ -280,10 +280,11 @@ def _run_and_report(configs, args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    from benchmark.experiment.parallel import ClusterError
     from benchmark.experiment.runner import SettingsConflict, run_grid  # torch: only when something trains
     try:
         outcomes = run_grid(configs, args.results, execution_from_args(args), args.force, not args.no_progress)
-    except (store.StoreError, SettingsConflict) as exc:
+    except (store.StoreError, SettingsConflict, ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     failed = [o for o in outcomes if o.status == "failed"]

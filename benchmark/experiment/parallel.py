@@ -1,5 +1,6 @@
 """Where cells run: serially, in joblib worker processes (one machine, optionally one GPU per cell),
-or on a Dask cluster through joblib's dask backend (a running scheduler, a LocalCluster, or Slurm).
+or on a Dask cluster (a running scheduler, a LocalCluster, or Slurm through dask-jobqueue), one
+cell per worker at a time, submitted to the cluster's client directly.
 
 Workers store their own results (``runner.run_and_store``), so the parent losing a worker, or being
 killed itself, never loses a finished cell.
@@ -8,11 +9,20 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
+
+
+class ClusterError(RuntimeError):
+    """The cluster refused the workers before any cell ran (e.g. ``sbatch`` cannot satisfy the request):
+    the message names the request and the cluster's reason."""
+
+
+ALLOWED_JOB_ENDS = 10   # Slurm jobs that may end under one cell (scancel, walltime) before it fails
 
 
 @dataclass(frozen=True)
@@ -25,6 +35,7 @@ class SlurmOptions:
     cores: int = 8
     gpus: int = 1
     account: str | None = None
+    log_directory: str | None = None     # the jobs' output files (default: the submitting folder)
 
 
 @dataclass(frozen=True)
@@ -78,16 +89,56 @@ def _dask_client(ex: Execution):
     if ex.scheduler:
         return Client(ex.scheduler), None
     if ex.cluster == "slurm":
+        import dask
         from dask_jobqueue import SLURMCluster
+
+        # a cell outliving its job's walltime resumes from its checkpoint in the next job; Dask gives
+        # up on a task after this many lost workers (default 3)
+        dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_JOB_ENDS})
 
         s = ex.slurm
         extra = [f"--gres=gpu:{s.gpus}"] if s.gpus else []
-        cluster = SLURMCluster(queue=s.queue, account=s.account, cores=s.cores, processes=1, memory=s.memory,
-                               walltime=s.walltime, job_extra_directives=extra)
-        cluster.scale(jobs=ex.jobs)
+        # one worker thread (one cell at a time per job, as one GPU per job wants) on s.cores CPUs,
+        # which the cell's torch threads use
+        # The job imports the suite from where this process did (a clone run in place is not installed)
+        # and from this folder (a plug-in given as a module name).
+        path = os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.getcwd()])
+        cluster = SLURMCluster(queue=s.queue, account=s.account, cores=1, job_cpu=s.cores, processes=1,
+                               memory=s.memory, walltime=s.walltime, job_extra_directives=extra,
+                               log_directory=s.log_directory,
+                               job_script_prologue=[f'export PYTHONPATH="{path}${{PYTHONPATH:+:$PYTHONPATH}}"'])
+        # adapt, not scale: a job that ends (scancel, its walltime, a lost node) is replaced by a new one,
+        # and the cell it held runs again there (resuming from its checkpoint); scale would leave the
+        # grid waiting for workers that never come back
+        try:
+            _check_job(cluster.job_script())
+        except ClusterError:
+            cluster.close()
+            raise
+        cluster.adapt(minimum_jobs=ex.jobs, maximum_jobs=ex.jobs)
         return Client(cluster), cluster
     cluster = LocalCluster(n_workers=ex.jobs, threads_per_worker=1, processes=True, dashboard_address=None)
     return Client(cluster), cluster
+
+
+def _check_job(script: str) -> None:
+    """``sbatch --test-only`` on the workers' job script: a request the cluster cannot satisfy (more
+    CPUs or memory than a node has, an unknown partition or account) or an unreachable controller is
+    one :class:`ClusterError` now, not jobs pending forever or a grid of lost workers."""
+    import subprocess
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".sh") as f:
+        f.write(script)
+        f.flush()
+        try:
+            out = subprocess.run(["sbatch", "--test-only", f.name], capture_output=True, text=True, timeout=60)
+        except FileNotFoundError:
+            raise ClusterError("--cluster slurm: sbatch is not on PATH (is this a Slurm login node?)") from None
+    if out.returncode != 0:
+        request = " ".join(line.removeprefix("#SBATCH ") for line in script.splitlines() if line.startswith("#SBATCH"))
+        reason = " ".join((out.stderr or out.stdout).split())
+        raise ClusterError(f"Slurm refuses the worker jobs ({request}): {reason}")
 
 
 def execute(fn: Callable, items: list, ex: Execution, serial_kwargs: dict | None = None) -> Iterator:
@@ -97,19 +148,24 @@ def execute(fn: Callable, items: list, ex: Execution, serial_kwargs: dict | None
         for item in items:
             yield fn(item, **(serial_kwargs or {}))
         return
-    from joblib import Parallel, delayed, parallel_config
-
-    calls = (delayed(fn)(item) for item in items)
     if ex.backend == "dask":
+        # Not joblib's dask backend: it counts the cluster's threads and, with one worker of one thread
+        # (--jobs 1), runs every cell in this process instead of on the cluster. A worker that dies
+        # (scancel, walltime, a lost node) has its cell rescheduled by Dask on another worker.
+        from dask.distributed import as_completed
+
         client, cluster = _dask_client(ex)
         try:
-            with parallel_config(backend="dask"):
-                yield from Parallel(n_jobs=ex.jobs, return_as="generator_unordered")(calls)
+            futures = [client.submit(fn, item, pure=False) for item in items]
+            for future in as_completed(futures):
+                yield future.result()
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
     elif ex.backend == "loky":
-        yield from Parallel(n_jobs=ex.jobs, return_as="generator_unordered")(calls)
+        from joblib import Parallel, delayed
+
+        yield from Parallel(n_jobs=ex.jobs, return_as="generator_unordered")(delayed(fn)(item) for item in items)
     else:
         raise ValueError(f"unknown backend {ex.backend!r}; choose loky or dask")

@@ -24,7 +24,7 @@ import torch
 from benchmark.plugins import PluginError, load_all as load_plugins
 from benchmark.experiment import claims, store
 from benchmark.experiment.cell import CellConfig, load_data
-from benchmark.experiment.parallel import Execution, execute, lease_device
+from benchmark.experiment.parallel import ClusterError, Execution, execute, lease_device
 from benchmark.experiment.precision import describe_cpu
 from benchmark.experiment.live import STATUS, EpochLog, LiveStatus, StatusFile
 from benchmark.training.checkpoint import Checkpoints
@@ -325,6 +325,9 @@ def run_grid(configs: list[CellConfig], results: str, execution: Execution = Exe
             bar = None
         _release_abandoned(pending, results)
         _rebuild(results)
+        raise
+    except ClusterError:    # refused before any cell ran: one error, nothing to report per cell
+        _release_abandoned(pending, results)
         raise
     except Exception as exc:  # a worker died: keep what finished, name what did not
         for cfg in pending:
