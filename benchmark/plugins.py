@@ -167,13 +167,13 @@ def register_task_kind(cls: type, metrics: Iterable = ()) -> type:
     reports. Its tasks then train, are scored and reach the report like the suite's own kinds; a
     metric's per-case rows must be its weighted mean per case (``benchmark.report.cases``)."""
     from benchmark.training.kinds import KINDS, TaskKind
-    from data.spec import METRICS, TASK_KINDS, KindInfo, MetricSpec
+    from data.spec import METRICS, OUTPUTS, TASK_KINDS, KindInfo, MetricSpec
     info = getattr(cls, "info", None)
     if not (inspect.isclass(cls) and issubclass(cls, TaskKind) and isinstance(info, KindInfo)):
         raise PluginError(f"plug-in {_current}: {cls!r} is not a benchmark.training.kinds.TaskKind with a "
                           f"data.spec.KindInfo as its info")
     _clash("task kind", info.name, TASK_KINDS)
-    if info.outputs not in ("pixel", "image"):
+    if info.outputs not in OUTPUTS:
         raise PluginError(f"plug-in {_current}: task kind {info.name!r}: outputs must be 'pixel' or 'image', "
                           f"got {info.outputs!r}")
     missing = [m for m in _KIND_METHODS if getattr(cls, m) is getattr(TaskKind, m)]

@@ -94,6 +94,8 @@ class KindInfo:
         return np.log(prior[:task.num_outputs])
 
 
+OUTPUTS = ("pixel", "image")   # a map at input resolution, or one vector per image (KindInfo.outputs)
+
 # What a task predicts decides its decoder, loss and metrics (paper Sec. 2.1-2.3, Table 1). A plug-in
 # adds a kind with ``benchmark.plugins.register_task_kind`` (docs/extending.md).
 TASK_KINDS = {k.name: k for k in (
@@ -136,7 +138,7 @@ class TaskSpec:
     empty_is_perfect: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("pixel", "image"):
+        if self.kind not in OUTPUTS:
             raise ValueError(f"task {self.name!r}: kind must be 'pixel' or 'image', got {self.kind!r}")
         if self.target not in TASK_KINDS:
             raise ValueError(f"task {self.name!r}: target must be one of {tuple(TASK_KINDS)}, got {self.target!r}")

@@ -98,23 +98,23 @@ def _dask_client(ex: Execution):
 
         s = ex.slurm
         extra = [f"--gres=gpu:{s.gpus}"] if s.gpus else []
-        # one worker thread (one cell at a time per job, as one GPU per job wants) on s.cores CPUs,
-        # which the cell's torch threads use
         # The job imports the suite from where this process did (a clone run in place is not installed)
         # and from this folder (a plug-in given as a module name).
         path = os.pathsep.join([str(Path(__file__).resolve().parents[2]), os.getcwd()])
+        # one worker thread (one cell at a time per job, as one GPU per job wants) on s.cores CPUs,
+        # which the cell's torch threads use
         cluster = SLURMCluster(queue=s.queue, account=s.account, cores=1, job_cpu=s.cores, processes=1,
                                memory=s.memory, walltime=s.walltime, job_extra_directives=extra,
                                log_directory=s.log_directory,
                                job_script_prologue=[f'export PYTHONPATH="{path}${{PYTHONPATH:+:$PYTHONPATH}}"'])
-        # adapt, not scale: a job that ends (scancel, its walltime, a lost node) is replaced by a new one,
-        # and the cell it held runs again there (resuming from its checkpoint); scale would leave the
-        # grid waiting for workers that never come back
         try:
             _check_job(cluster.job_script())
         except ClusterError:
             cluster.close()
             raise
+        # adapt, not scale: a job that ends (scancel, its walltime, a lost node) is replaced by a new one,
+        # and the cell it held runs again there (resuming from its checkpoint); scale would leave the
+        # grid waiting for workers that never come back
         cluster.adapt(minimum_jobs=ex.jobs, maximum_jobs=ex.jobs)
         return Client(cluster), cluster
     cluster = LocalCluster(n_workers=ex.jobs, threads_per_worker=1, processes=True, dashboard_address=None)

@@ -25,9 +25,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-FROM_PREDICTIONS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
-
-
 class CasesError(ValueError):
     """A cases table that cannot give the metric asked for: the message says what is missing."""
 
@@ -56,7 +53,7 @@ class CaseMetric:
         data = self.data if data is None else data
         n = len(self.cases)
         w = np.ones((1, n)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1, n)
-        return _METRICS.get(self.name, _mean_type)(data, w)
+        return _FROM_PREDICTIONS.get(self.name, _mean_type)(data, w)
 
     @property
     def value(self) -> float:
@@ -123,12 +120,14 @@ def _auc(data, w):
     return 100 * (ranks[:, pos].sum(1) - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
-_METRICS = {"accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy, "macro_f1": _macro_f1, "auc": _auc}
+# recomputed from each image's label and logits; every other metric is a weighted mean (_mean_type)
+_FROM_PREDICTIONS = {"accuracy": _accuracy, "balanced_accuracy": _balanced_accuracy, "macro_f1": _macro_f1,
+                     "auc": _auc}
 
 
 def case_metric(rows: pd.DataFrame, metric: str) -> CaseMetric:
     """The :class:`CaseMetric` of ``metric`` from one cell's rows of one task."""
-    if metric not in FROM_PREDICTIONS:      # the suite's mean-type metrics and every plug-in kind's
+    if metric not in _FROM_PREDICTIONS:     # the suite's mean-type metrics and every plug-in kind's
         sub = rows[rows["metric"] == metric]
         if sub.empty:
             raise CasesError(f"no per-case rows of {metric!r}")

@@ -28,14 +28,6 @@ class TrainSettings:
     device: str = "cpu"
     progress: bool = False                       # an epoch bar (on a terminal only)
 
-    def __post_init__(self) -> None:
-        if isinstance(self.weighting, str):      # "cagrad+c=0.4" is parsed here, once
-            object.__setattr__(self, "weighting", parse(self.weighting))
-
-    @property
-    def amp(self) -> bool:
-        return self.profile.amp
-
     @property
     def channels_last(self) -> bool:
         return self.profile.channels_last
