@@ -144,25 +144,49 @@ def test_a_cancelled_worker_job_is_replaced_and_its_cell_resumes_from_its_checkp
         assert (results / name).read_bytes() == (tmp_path / "straight" / name).read_bytes(), name
 
 
+PACED = """
+import time
+from benchmark.plugins import register_weighting
+from benchmark.training.weighting.ew import EW
+from benchmark.training.weighting.catalog import WeightingInfo
+
+
+class Paced(EW):
+    \"\"\"Equal weights, and a pause at the start of every epoch: a cell whose length is its epoch count.\"\"\"
+
+    name = "paced"
+
+    def __init__(self, n_tasks, pause=2.0):
+        super().__init__(n_tasks)
+        self.pause = pause
+
+    def start_epoch(self, epoch):
+        time.sleep(self.pause)
+
+
+register_weighting(WeightingInfo("paced", "Paced", "loss", "EW with a pause per epoch (test_slurm)",
+                                 (("pause", 2.0),)), Paced)
+"""
+
+
 def test_a_walltime_shorter_than_a_cell_resumes_in_the_next_job(slurm, tmp_path):
-    """Slurm's shortest walltime is a minute: a cell sized from this machine's measured epoch time to
-    outlast it ends its first job in TIMEOUT and finishes in a later one."""
-    base = ["--dataset", "stoic", "--method", "hps", "--no-baseline", "--profile", "smoke", "--seeds", "0"]
-    probe = _reproduce(base + ["--set", "epochs=4", "--jobs", "1", "--results", str(tmp_path / "probe")], slurm,
-                       cwd=tmp_path)
-    assert probe.returncode == 0, probe.stderr[-2000:]
-    per_epoch = pd.read_csv(tmp_path / "probe" / "epochs.csv").drop_duplicates("epoch")["seconds"].median()
-    # ~70 s of the probe's epochs: ~110 s in a worker job (measured 1.7x slower there), so the first job
-    # reaches its minute and the second finishes the cell
-    n = max(40, int(70 / per_epoch))
+    """Slurm's shortest walltime is a minute: a cell that outlasts it ends its first job in TIMEOUT and
+    finishes in a later one. Sizing the cell from a probe's epoch time failed both ways (a worker job's
+    epochs ran 1x-2.3x the probe's: once a cell finished inside its first job, once it took 7 jobs), so the
+    cell is paced by a test plug-in: 40 epochs of a 2 s pause and ~1 s of training are ~120 s, past a
+    1-minute limit even as Slurm enforces it (on a timer, up to ~30 s late) and done in 2-3 jobs."""
+    (tmp_path / "paced.py").write_text(PACED)
+    n = 40
     results = tmp_path / "slurm"
     # a checkpoint every 5 s, not every epoch: saving the state each epoch would double a smoke epoch
-    run = _reproduce(base + ["--set", f"epochs={n}", "--checkpoint-every", "5", *SLURM, "--jobs", "1",
-                             "--slurm-walltime", "00:01:00", "--results", str(results)], slurm, cwd=tmp_path, timeout=900)
+    run = _reproduce(["--plugin", str(tmp_path / "paced.py"), "--dataset", "stoic", "--method", "hps", "--no-baseline",
+                      "--weighting", "paced", "--profile", "smoke", "--seeds", "0", "--set", f"epochs={n}",
+                      "--checkpoint-every", "5", *SLURM, "--jobs", "1", "--slurm-walltime", "00:01:00",
+                      "--results", str(results)], slurm, cwd=tmp_path, timeout=900)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     ids = _job_ids(results)
     jobs = _wait_finished(slurm, ids)
-    assert len(ids) >= 2 and jobs[ids[0]]["JobState"] == "TIMEOUT", (per_epoch, n, jobs)
+    assert len(ids) >= 2 and jobs[ids[0]]["JobState"] == "TIMEOUT", jobs
     later = "".join((results / "slurm-logs" / f"dask-worker-{i}.out").read_text() for i in ids[1:])
     assert re.search(rf"\[resume\] .*resuming at epoch \d+ of {n}", later)
     epochs = pd.read_csv(results / "epochs.csv")
