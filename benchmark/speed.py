@@ -78,10 +78,16 @@ def _step_fn(net: nn.Module, tasks, profile: Profile,
     shared = net.shared_parameters() if gradient else []
     others = [q for q in net.parameters() if all(q is not r for r in shared)] if gradient else []
 
-    def step(b: Batch) -> None:
+    samples = weighter.samples if weighter is not None and len(tasks) > 1 else 1
+
+    def forward(b: Batch) -> torch.Tensor:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=profile.amp):
             out = net(b["image"])
-            task_losses = torch.stack([losses[t.name](out[t.name].float(), b[t.name]) for t in tasks])
+            return torch.stack([losses[t.name](out[t.name].float(), b[t.name]) for t in tasks])
+
+    def step(b: Batch) -> None:
+        # a sampled weighting (MoDo, SDMGrad) takes 3 batches a step: here the same one 3 times, the same cost
+        task_losses = forward(b) if samples == 1 else torch.stack([forward(b) for _ in range(samples)])
         opt.zero_grad(set_to_none=True)
         if weighter is None:
             task_losses.sum().backward()

@@ -36,9 +36,12 @@ EXPECTED = {
     "fairgrad": [0.076584, 0.998533, 0.998533],
     # by hand: the first step's EMA targets are 0, where GradVac's correction is PCGrad's projection
     "gradvac": [0.584795, 3.801170, 3.801170],
+    # by hand: the first step is ExcessMTL's warm-up (the baseline excess risk): equal weights, summing to K
+    "excessmtl": [2.0, 2.0, 2.0],
 }
 UNWEIGHTED = ("config",)   # its update is not a weighting of the rows: the loop logs NaN weights, as GradDrop's
-LINEAR = ("upgrad", "mgda", "pcgrad", "cagrad", "imtlg", "alignedmtl", "config", "dualproj", "gradvac")   # agg(aJ) = a agg(J)
+LINEAR = ("upgrad", "mgda", "pcgrad", "cagrad", "imtlg", "alignedmtl", "config", "dualproj", "gradvac",
+          "excessmtl")   # agg(aJ) = a agg(J)
 
 
 def _step_on(jacobian: torch.Tensor, name: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -258,7 +261,8 @@ def test_every_weighting_steps_through_a_bfloat16_autocast_graph(name):
             rep = encoder(x)
             return torch.stack([F.mse_loss(h(rep).float(), y) for h, y in zip(heads, ys)])
 
-    w.step(losses(), list(encoder.parameters()), list(heads.parameters()))
+    step_losses = torch.stack([losses() for _ in range(w.samples)]) if w.samples > 1 else losses()
+    w.step(step_losses, list(encoder.parameters()), list(heads.parameters()))
     w.after_step(losses)
     for p in [*encoder.parameters(), *heads.parameters()]:
         assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all()
@@ -359,3 +363,186 @@ def test_our_update_equals_libmtls_on_the_same_toy(name):
         torch.testing.assert_close(a, b, atol=tol, rtol=tol, msg=name)
     if name in ("uw", "gradnorm"):                  # the weighting's own parameters learn alike
         torch.testing.assert_close(ours[2], theirs[2], atol=1e-5, rtol=1e-5)
+
+
+# ------------------------------------------------- methods LibMTL 1.1.5 lacks: pinned from its main branch
+def _batches(n_tasks: int, n: int):
+    """``n`` further batches of the toy's distribution (generator 12), as scripts/libmtl_reference.py draws them."""
+    g = torch.Generator().manual_seed(12)
+    return [(torch.randn(8, 4, generator=g), [torch.randn(8, 1, generator=g) for _ in range(n_tasks)]) for _ in range(n)]
+
+
+def _run_plan(name: str, plan, sgd: bool = True):
+    """Our weighting through ``plan`` (epoch, [step's batches, ...]) on the toy, SGD lr 0.1 between steps
+    (as the reference script): the last step's weights and flattened shared and head gradients."""
+    encoder, heads, x, ys = _toy(2)
+    w = build_weighting(name, 2)
+    opt = torch.optim.SGD([*encoder.parameters(), *heads.parameters()], lr=0.1)
+    for epoch, steps in plan(x, ys):
+        w.start_epoch(epoch)
+        for group in steps:
+            opt.zero_grad(set_to_none=True)
+            losses = torch.stack([_losses(encoder, heads, bx, bys) for bx, bys in group])
+            weights = w.step(losses if w.samples > 1 else losses[0], list(encoder.parameters()),
+                             list(heads.parameters()))
+            grads = [torch.cat([p.grad.detach().ravel() for p in m.parameters()]) for m in (encoder, heads)]
+            if sgd:
+                opt.step()
+    return weights, grads[0], grads[1]
+
+
+_MORE = _batches(2, 4)
+# Printed by `python scripts/libmtl_reference.py /tmp/libmtl-main` (LibMTL main, 4336804847ea, 2025-05-14):
+# ours, the plan, LibMTL's weights (None: LibMTL's SDMGrad returns none), shared and head gradients, and the
+# factor LibMTL's head gradients are of ours (its SDMGrad sums the 3 batches' head gradients, ours averages)
+LIBMTL_MAIN = {
+    "excessmtl+robust_step_size=1.0": (        # three steps: the first sets the baseline
+        lambda x, ys: [(0, [[(x, ys)], [_MORE[0]], [_MORE[1]]])], True, [0.550864, 1.449136],
+        [-0.126763, -0.256029, 0.051212, 0.209664, 0.158354, 0.313493, -0.065802, -0.255938, 0.450258, 0.777068,
+         -0.22002, -0.620006, -0.211534, 0.261627, 0.696602],
+        [0.028905, 0.103412, 0.114715, -0.170063, 0.278982, -0.858231, 0.110026, 1.379321], 1.0),
+    "stch+mu=0.5+warmup_epoch=1": (            # epoch 0 log-sum, epoch 1 collects the nadir, epoch 2 STCH
+        lambda x, ys: [(0, [[_MORE[0]]]), (1, [[_MORE[1]], [_MORE[2]]]), (2, [[_MORE[3]]])], False, None,
+        [0.048185, -0.06631, 0.011767, 0.042676, -0.145039, -0.546466, -0.342961, 0.370148, -0.256859, -0.820423,
+         -0.546632, 0.557043, -0.090495, -0.579337, -0.857766],
+        [0.567156, 1.302387, 0.286332, -2.660935, 0.029493, -0.002962, 0.017324, 0.133585], 1.0),
+    "modo+gamma=0.1": (                        # two steps on the same three batches
+        lambda x, ys: [(0, [[(x, ys), _MORE[0], _MORE[1]]] * 2)], True, [0.438956, 0.561044],
+        [-0.117949, -0.07117, 0.024675, 0.024189, 0.105578, 0.074417, 0.00377, -0.025373, 0.244491, 0.162773,
+         -0.014339, -0.055437, -0.047632, 0.016471, 0.061487],
+        [0.581561, 0.216743, 0.208891, -0.607508, -0.280408, -0.137804, -0.175812, 0.093859], 1.0),
+    "sdmgrad": (                               # one step (a second would start from other heads)
+        lambda x, ys: [(0, [[(x, ys), _MORE[0], _MORE[1]]])], True, None,
+        [0.009003, 0.046227, -0.075257, -0.024075, 0.252214, 0.085387, -0.568791, -0.02012, 0.391497, 0.106871,
+         -0.850231, -0.017345, -0.051941, -0.146922, -0.200298],
+        [2.105256, 0.946886, 0.824217, -2.533483, -0.990104, -0.505045, -0.524632, 0.499149], 3.0),
+}
+
+
+@pytest.mark.parametrize("label", sorted(LIBMTL_MAIN))
+def test_our_update_equals_libmtl_main_branch_pinned(label):
+    plan, sgd, weights, shared, heads, head_factor = LIBMTL_MAIN[label]
+    ours_weights, ours_shared, ours_heads = _run_plan(label, plan, sgd)
+    torch.testing.assert_close(ours_shared, torch.tensor(shared), atol=2e-6, rtol=0)
+    torch.testing.assert_close(ours_heads * head_factor, torch.tensor(heads), atol=5e-6, rtol=0)
+    if weights is not None:
+        torch.testing.assert_close(ours_weights, torch.tensor(weights), atol=2e-6, rtol=0)
+    assert torch.isfinite(ours_weights).all()
+
+
+def test_sdmgrad_weights_are_libmtls_inner_solve_by_hand():
+    """The step's weights (w + λ w̃)/(1 + λ) from w after 20 projected SGD steps (lr 5, momentum 0.5) on
+    A = J₁ J₂ᵀ / mean(√diag A)², from w = 1/K -- LibMTL's loop, written out; its w after the step is (1, 0)."""
+    encoder, heads, x, ys = _toy(2)
+    group = [(x, ys), _MORE[0], _MORE[1]]
+    rows = []
+    for bx, bys in group:
+        losses = _losses(encoder, heads, bx, bys)
+        rows.append(torch.stack([torch.cat([g.ravel() for g in torch.autograd.grad(l, list(encoder.parameters()),
+                                                                                   retain_graph=True)])
+                                 for l in losses]).double())
+    a = rows[1] @ rows[2].T
+    a = a / (a.diagonal().clamp(min=0).sqrt().mean() ** 2 + 1e-8)
+    w, velocity = torch.full((2,), 0.5, dtype=torch.float64), None
+    for _ in range(20):
+        grad = a @ (w + 0.3 * torch.full((2,), 0.5, dtype=torch.float64))
+        velocity = grad if velocity is None else 0.5 * velocity + grad
+        v = w - 5 * velocity                      # Euclidean projection onto the simplex (2 tasks: clip)
+        w = torch.clamp((v - (v.sum() - 1) / 2), 0, 1)
+        w = w / w.sum()
+    expected = (w + 0.3 * 0.5) / 1.3
+    weights, _, _ = _run_plan("sdmgrad", lambda x_, ys_: [(0, [group])])
+    torch.testing.assert_close(weights.double(), expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(w, torch.tensor([1.0, 0.0], dtype=torch.float64))
+
+
+def test_modo_first_step_by_hand_and_it_needs_three_batches():
+    """λ = Π(λ₀ − γ(J₁J₂ᵀλ₀ + ρλ₀)) with λ₀ = 1/2; the same J for the three batches: J Jᵀ = [[18, -22], [-22, 38]]."""
+    theta = nn.Parameter(torch.ones(3))
+    w = build_weighting("modo+gamma=0.01", 2)
+    weights = w.step(torch.stack([J @ theta] * 3), [theta], [])
+    step = 0.5 - 0.01 * (torch.tensor([18 * 0.5 - 22 * 0.5, -22 * 0.5 + 38 * 0.5]) + 0.1 * 0.5)
+    lam = step - (step.sum() - 1) / 2                 # both entries stay positive: the shift is the projection
+    torch.testing.assert_close(weights, lam, atol=1e-6, rtol=0)
+    torch.testing.assert_close(theta.grad, lam @ J, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"3 batches per step"):
+        w.step(J @ theta, [theta], [])
+
+
+def test_stch_log_sum_then_nadir_normalised_tchebycheff_by_hand():
+    losses = LOSSES.clone().requires_grad_()
+    w = build_weighting("stch+mu=0.5+warmup_epoch=1", 2)
+    w.start_epoch(0)
+    _, weights = w.combine(losses)                   # Σ log L: weights 1/L
+    torch.testing.assert_close(weights, 1 / LOSSES, atol=1e-6, rtol=1e-6)
+    w.start_epoch(1)
+    for scale in (1.0, 3.0):                          # the nadir point: the mean of epoch 1's losses, 2 L
+        w.combine((LOSSES * scale).requires_grad_())
+    w.start_epoch(2)
+    loss, weights = w.combine(losses)
+    y = torch.log(LOSSES / (2 * LOSSES) + 1e-20)      # log(1/2) for both: the max is smoothed over equals
+    torch.testing.assert_close(loss, 2 * 0.5 * torch.logsumexp(y / 0.5, 0), atol=1e-6, rtol=0)
+    torch.testing.assert_close(weights, 2 * torch.softmax(y / 0.5, 0) / LOSSES, atol=1e-6, rtol=1e-6)
+
+
+def test_pbi_and_imtll_by_hand():
+    """PBI, w = (1, 1)/√2: d₁ = (a + b)/√2, d₂ = |a − b|/√2, so ∂/∂(a, b) = (1 ∓ θ)/√2 for a < b; IMTL-L at its
+    start: the plain sum, weights e⁰ = 1, and ∂/∂s_k = e^{s_k} L_k − 1 = L_k − 1."""
+    losses = LOSSES.clone().requires_grad_()
+    loss, weights = build_weighting("pbi", 2).combine(losses)
+    a, b = LOSSES.tolist()
+    assert float(loss.detach()) == pytest.approx((a + b) / math.sqrt(2) + 5 * abs(a - b) / math.sqrt(2), abs=1e-5)
+    torch.testing.assert_close(weights, torch.tensor([-4.0, 6.0]) / math.sqrt(2), atol=1e-5, rtol=0)
+    imtll = build_weighting("imtll", 2)
+    loss, weights = imtll.combine(losses)
+    assert float(loss.detach()) == pytest.approx(a + b, abs=1e-6) and weights.tolist() == [1.0, 1.0]
+    loss.backward()
+    torch.testing.assert_close(imtll.learnable()[0].grad, LOSSES - 1, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("name", list(WEIGHTINGS))
+def test_every_weighting_resumes_from_its_state_dict_to_the_bit(name):
+    """Seven steps in epochs 0..6 (STCH leaves its warm-up after epoch 4); the state after the sixth,
+    loaded into a fresh weighting, gives the seventh step's update and weights exactly."""
+    theta0 = torch.tensor([1.0, -0.5, 2.0])
+    def step(w, k):
+        theta = nn.Parameter(theta0.clone())
+        jac = J * (1 + 0.1 * k) + torch.tensor([[0.0, 0.3 * k, 0.0], [0.2 * k, 0.0, -0.1]])
+        losses = torch.stack([(jac @ theta) ** 2 / 10 + 1.0 for _ in range(w.samples)]) if w.samples > 1 \
+            else (jac @ theta) ** 2 / 10 + 1.0
+        torch.manual_seed(k)                            # RLW and GradDrop draw
+        weights = w.step(losses, [theta], [])
+        return theta.grad.clone(), weights
+    w = build_weighting(name, 2)
+    for k in range(6):
+        w.start_epoch(k)
+        step(w, k)
+        w.end_epoch(np.array([1.0 + 0.1 * k, 2.0 - 0.1 * k]))
+    resumed = build_weighting(name, 2)
+    resumed.load_state_dict(w.state_dict())
+    for x in (w, resumed):
+        x.start_epoch(6)
+    (g1, w1), (g2, w2) = step(w, 6), step(resumed, 6)
+    assert torch.equal(g1, g2) and torch.equal(w1.nan_to_num(7.0), w2.nan_to_num(7.0)), name
+
+
+@pytest.mark.parametrize("name", ["excessmtl", "modo", "sdmgrad", "stch", "pbi", "imtll"])
+def test_the_added_weightings_are_finite_and_invariant_to_task_order_over_steps(name):
+    """Three steps on three tasks whose Jacobian changes per step and per batch (the sampled ones see three
+    different batches): with the tasks permuted, the same update and the weights permuted, to 1e-6."""
+    g = torch.Generator().manual_seed(3)
+    jacs = torch.randn(3, 3, 3, 5, generator=g, dtype=torch.float64).float()   # step, batch, task, parameter
+    def run(order):
+        w = build_weighting(name, 3)
+        for k in range(3):
+            w.start_epoch(k)
+            theta = nn.Parameter(torch.linspace(-1, 1, 5))
+            per_batch = torch.stack([(jacs[k, b][order] @ theta) ** 2 / 10 + 1.0 for b in range(3)])
+            weights = w.step(per_batch if w.samples > 1 else per_batch[0], [theta], [])
+        return theta.grad.double(), weights.double()
+    order = [2, 0, 1]
+    grad, weights = run([0, 1, 2])
+    other, other_weights = run(order)
+    assert torch.isfinite(grad).all() and torch.isfinite(weights).all()
+    assert float((other - grad).norm() / grad.norm()) < 1e-6
+    torch.testing.assert_close(other_weights, weights[order], atol=1e-6, rtol=1e-6)

@@ -19,6 +19,12 @@ def as_tensor(a: np.ndarray, device: torch.device) -> torch.Tensor:
     return t.to(device, non_blocking=True)
 
 
+def batch_count(n: int, batch_size: int, drop_last: bool = False) -> int:
+    """How many batches :func:`batches` yields for ``n`` rows (``drop_last`` keeps a lone short batch when
+    ``n < batch_size``: a split smaller than a batch still trains)."""
+    return n // batch_size if drop_last and n >= batch_size else -(-n // batch_size)
+
+
 def batches(split: Split, batch_size: int, shuffle: bool = False, rng: np.random.Generator | None = None,
             device: torch.device | str = "cpu", drop_last: bool = False,
             channels_last: bool = False) -> Iterator[dict[str, torch.Tensor]]:
@@ -27,8 +33,7 @@ def batches(split: Split, batch_size: int, shuffle: bool = False, rng: np.random
     device = torch.device(device)
     n = len(split)
     order = rng.permutation(n) if shuffle else np.arange(n)
-    stop = n - n % batch_size if drop_last and n >= batch_size else n
-    for start in range(0, stop, batch_size):
+    for start in range(0, batch_count(n, batch_size, drop_last) * batch_size, batch_size):
         idx = order[start:start + batch_size]
         if not shuffle:  # contiguous slices are views: no copy for memory-mapped arrays
             idx = slice(start, min(start + batch_size, n))

@@ -6,13 +6,13 @@ import sys
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from benchmark.training.batches import batches
+from benchmark.training.batches import batch_count, batches
 from benchmark.training.checkpoint import Checkpoints
 from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
@@ -223,34 +223,58 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
     weight_sums = torch.zeros(len(tasks))
     steps, waiting = 0, 0.0
     net.train()
-    it = batches(split, batch_size, shuffle=True, rng=rng, device=device, drop_last=True, channels_last=channels_last)
+    samples = weighting.samples if len(tasks) > 1 else 1
+    it = _draws(split, batch_size, samples, rng=rng, device=device, channels_last=channels_last)
     while True:
         t0 = time.perf_counter()
-        batch = next(it, None)
+        group = next(it, None)
         waiting += time.perf_counter() - t0
-        if batch is None:
+        if group is None:
             break
-        def task_losses(batch=batch) -> torch.Tensor:
+        def one(batch) -> torch.Tensor:
             with autocast:
                 out = net(batch["image"])
                 return torch.stack([losses[t.name](out[t.name].float(), batch[t.name]) for t in tasks])
+
+        def task_losses(group=group) -> torch.Tensor:     # [K], or [samples, K] for a sampled weighting
+            return one(group[0]) if samples == 1 else torch.stack([one(b) for b in group])
 
         step_losses = task_losses()
         opt.zero_grad(set_to_none=True)
         weight_sums += weighting.step(step_losses, shared, others).cpu()
         if steps < check_steps:
-            finite = torch.isfinite(step_losses.detach()).cpu().numpy()
+            finite = torch.isfinite(step_losses.detach()).reshape(-1, len(tasks)).all(0).cpu().numpy()
             if not finite.all():  # a non-finite loss explains its gradients: name it first
                 k = int(np.argmin(finite))
                 raise NonFiniteLoss(f"{where}: training loss of task {tasks[k].name!r} is "
-                                    f"{float(step_losses[k].detach())} in epoch {epoch} (step {steps}, "
+                                    f"{float(step_losses.reshape(-1, len(tasks))[:, k].detach().sum())} in epoch "
+                                    f"{epoch} (step {steps}, "
                                     f"{precision_label(amp)} on {device})")
             check_gradients(net, where, epoch, steps, amp, device)
         opt.step()
         weighting.after_step(task_losses)  # FAMO re-evaluates the batch; the others ignore it
-        sums += step_losses.detach()
+        sums += step_losses.detach() if samples == 1 else step_losses.detach().mean(0)
         steps += 1
     return (sums / max(steps, 1)).cpu().numpy(), (weight_sums / max(steps, 1)).numpy(), waiting
+
+
+def _draws(split: Split, batch_size: int, samples: int, **kw) -> Iterator[list[dict[str, torch.Tensor]]]:
+    """The epoch's steps, each a list of ``samples`` shuffled batches. One sample: one pass over the split.
+    More (MoDo, SDMGrad): as many steps as one pass has batches, each drawing ``samples`` batches from
+    passes that follow one another (each reshuffled) -- LibMTL's trainer draws its 3 batches per step from
+    its cycling loader alike: the same number of optimiser steps as every other method, 3x the batches."""
+    if samples == 1:
+        for batch in batches(split, batch_size, shuffle=True, drop_last=True, **kw):
+            yield [batch]
+        return
+    steps = batch_count(len(split), batch_size, drop_last=True)
+
+    def cycle():
+        while True:
+            yield from batches(split, batch_size, shuffle=True, drop_last=True, **kw)
+    stream = cycle()
+    for _ in range(steps):
+        yield [next(stream) for _ in range(samples)]
 
 
 RECALIBRATION_STREAM = 0xB2  # the recalibration generator's own stream: never the training generator

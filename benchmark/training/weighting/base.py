@@ -1,8 +1,11 @@
 """The two kinds of loss weighting and what the training loop asks of them.
 
 Per step the loop calls ``step(losses, shared, others)`` between ``zero_grad`` and the optimiser
-step (``shared``: the model's shared parameters, ``others``: its other trainable ones): it sets ``.grad`` of the model's parameters (and of the weighting's own, which the optimiser
-also steps) and returns the weights it gave the tasks (logged as each epoch's mean). ``start_epoch``
+step (``shared``: the model's shared parameters, ``others``: its other trainable ones): it sets ``.grad``
+of the model's parameters (and of the weighting's own, which the optimiser also steps) and returns the
+weights it gave the tasks (logged as each epoch's mean). ``losses`` are the K task losses of the step's
+batch, or, for a weighting whose ``samples`` is S > 1 (MoDo, SDMGrad: independent batches), an [S, K]
+tensor of S batches' losses. ``start_epoch``
 and ``end_epoch`` see the epochs, ``after_step`` the losses after the optimiser step (FAMO).
 Anything a weighting remembers is in its ``state_dict`` (checkpoints, exact resume).
 """
@@ -18,6 +21,7 @@ from torch import nn
 class Weighting(nn.Module):
     name: ClassVar[str]
     kind: ClassVar[str] = "loss"
+    samples: ClassVar[int] = 1      # batches per step (the loop draws them; docs/methods.md, "Cost")
 
     def __init__(self, n_tasks: int):
         super().__init__()
@@ -53,6 +57,11 @@ class LossWeighting(Weighting):
         loss, weights = self.combine(losses)
         loss.backward()
         return weights.detach()
+
+
+def loss_weights(loss: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
+    """∂loss/∂L_k: the weight a scalarization (STCH, PBI) gives each task at this step, as the loop logs it."""
+    return torch.autograd.grad(loss, losses, retain_graph=True)[0].detach()
 
 
 def task_jacobians(losses: torch.Tensor, params: list[nn.Parameter]) -> None:
@@ -91,6 +100,28 @@ def sum_rows(params: list[nn.Parameter]) -> None:
 AGGREGATION_DTYPE = torch.float64
 
 
+def united_jacobian(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], torch.Tensor]:
+    """The parameters with a ``.jac`` and their rows united into one R x P matrix in
+    :data:`AGGREGATION_DTYPE` (the ``.jac`` are consumed)."""
+    with_jac = [p for p in params if getattr(p, "jac", None) is not None]
+    if not with_jac:
+        raise ValueError("no task Jacobian to aggregate: the shared parameters have no .jac")
+    rows = with_jac[0].jac.shape[0]
+    matrix = torch.cat([p.jac.reshape(rows, -1).to(AGGREGATION_DTYPE) for p in with_jac], dim=1)
+    for p in with_jac:
+        del p.jac
+    return with_jac, matrix
+
+
+def add_to_grads(params: list[nn.Parameter], vector: torch.Tensor) -> None:
+    """``vector`` (the length of all ``params``) split back into their ``.grad``, in their own dtype."""
+    offset = 0
+    for p in params:
+        piece = vector[offset:offset + p.numel()].view(p.shape).to(p.dtype)
+        offset += p.numel()
+        p.grad = piece if p.grad is None else p.grad + piece
+
+
 def aggregate_jacobians(params: list[nn.Parameter], aggregator: nn.Module) -> torch.Tensor | None:
     """torchjd's ``jac_to_grad``, in :data:`AGGREGATION_DTYPE`: the rows of every ``p.jac`` united into
     one K x P matrix, aggregated into one vector, split back into the parameters' ``.grad`` (in their own
@@ -98,13 +129,7 @@ def aggregate_jacobians(params: list[nn.Parameter], aggregator: nn.Module) -> to
     (GradDrop) -- as ``jac_to_grad`` does, with the same forward hook on ``aggregator.weighting``."""
     from torchjd.aggregation import WeightedAggregator
 
-    with_jac = [p for p in params if getattr(p, "jac", None) is not None]
-    if not with_jac:
-        raise ValueError("no task Jacobian to aggregate: the shared parameters have no .jac")
-    n_tasks = with_jac[0].jac.shape[0]
-    matrix = torch.cat([p.jac.reshape(n_tasks, -1).to(AGGREGATION_DTYPE) for p in with_jac], dim=1)
-    for p in with_jac:
-        del p.jac
+    with_jac, matrix = united_jacobian(params)
     weights: list[torch.Tensor] = []
     handle = (aggregator.weighting.register_forward_hook(lambda _m, _i, out: weights.append(out))
               if isinstance(aggregator, WeightedAggregator) else None)
@@ -113,11 +138,7 @@ def aggregate_jacobians(params: list[nn.Parameter], aggregator: nn.Module) -> to
     finally:
         if handle is not None:
             handle.remove()
-    offset = 0
-    for p in with_jac:
-        piece = vector[offset:offset + p.numel()].view(p.shape).to(p.dtype)
-        offset += p.numel()
-        p.grad = piece if p.grad is None else p.grad + piece
+    add_to_grads(with_jac, vector)
     return weights[-1] if weights else None
 
 
@@ -138,4 +159,43 @@ class GradientWeighting(Weighting):
         sum_rows(others)
         if weights is None:  # aggregators that do not weigh the rows (GradDrop)
             return torch.full((self.n_tasks,), float("nan"))
+        return weights.detach().float().cpu()
+
+
+class SampledGradientWeighting(Weighting):
+    """Task weights from the Jacobians of two independent batches, applied to a third's: MoDo and SDMGrad
+    (double sampling: Jᵢ Jⱼᵀ is an unbiased estimate of the Gramian, J Jᵀ of one batch is not). A step
+    takes ``samples`` = 3 batches, as LibMTL's trainer draws them; ``losses`` is [3, K]. The shared
+    parameters get wᵀ J_u (u: ``update``, the batch the update is taken from); every other parameter the
+    sum over tasks of the mean over the 3 batches (LibMTL's MoDo divides the decoders' gradient by 3;
+    its SDMGrad leaves it at the sum, 3x: the mean is taken for both). Subclasses give ``weigh(A)`` with
+    A = J_a J_bᵀ, (a, b) = ``pair``."""
+
+    kind = "gradient"
+    samples = 3
+    pair: ClassVar[tuple[int, int]]
+    update: ClassVar[int]
+
+    def weigh(self, a: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def step(self, losses: torch.Tensor, shared: list[nn.Parameter],
+             others: list[nn.Parameter]) -> torch.Tensor:
+        if not shared:
+            raise ValueError(f"{self.name} needs a joint multi-task model's shared parameters")
+        if losses.dim() != 2 or losses.shape[0] != self.samples:
+            raise ValueError(f"{self.name} takes the losses of {self.samples} batches per step ([samples, tasks]), "
+                             f"got shape {tuple(losses.shape)}")
+        s, k = losses.shape
+        task_jacobians(losses.reshape(-1), shared + others)
+        with_jac, matrix = united_jacobian(shared)
+        jac = matrix.view(s, k, -1)
+        weights = self.weigh(jac[self.pair[0]] @ jac[self.pair[1]].T)
+        add_to_grads(with_jac, weights @ jac[self.update])
+        for p in others:
+            rows = getattr(p, "jac", None)
+            if rows is not None:
+                mean = rows.sum(0) / s
+                p.grad = mean if p.grad is None else p.grad + mean
+                del p.jac
         return weights.detach().float().cpu()

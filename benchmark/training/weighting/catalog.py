@@ -45,6 +45,16 @@ WEIGHTINGS = {w.name: w for w in (
     WeightingInfo("dualproj", "DualProj", "gradient", "the mean projected onto the dual cone (Quinton & Rey, 2024)"),
     WeightingInfo("fairgrad", "FairGrad", "gradient", "α-fair gradient (Ban & Ji, ICML 2024)", (("alpha", 1.0),)),
     WeightingInfo("gradvac", "GradVac", "gradient", "gradient vaccine (Wang et al., ICLR 2021)", (("beta", 0.5),)),
+    WeightingInfo("excessmtl", "ExcessMTL", "gradient", "excess-risk weighting (He et al., ICML 2024)",
+                  (("robust_step_size", 1e-2),)),
+    WeightingInfo("modo", "MoDo", "gradient", "multi-objective gradient, double sampling (Chen et al., NeurIPS 2023)",
+                  (("gamma", 1e-3), ("rho", 0.1))),
+    WeightingInfo("sdmgrad", "SDMGrad", "gradient", "direction-oriented stochastic MGDA (Xiao et al., NeurIPS 2023)",
+                  (("lamda", 0.3), ("niter", 20))),
+    WeightingInfo("stch", "STCH", "loss", "smooth Tchebycheff scalarization (Lin et al., ICML 2024)",
+                  (("mu", 1.0), ("warmup_epoch", 4))),
+    WeightingInfo("pbi", "PBI", "loss", "penalty-based boundary intersection (Zhang & Li, TEVC 2007)", (("theta", 5.0),)),
+    WeightingInfo("imtll", "IMTL-L", "loss", "impartial MTL, loss part (Liu et al., ICLR 2021)"),
 )}
 DEFAULT = "dwa"   # the paper's (Sec. 2.2)
 NONE = "none"     # STL: one task per network, nothing to weigh
