@@ -20,6 +20,10 @@ class MultiTaskModel(nn.Module):
         """The independently trained networks: one joint network for MTL methods (default)."""
         return [(self.tasks, self)]
 
+    def start_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the training loop before each epoch of ``epochs`` (LTB's branching schedule); by
+        default nothing. Anything it sets that changes the forward must be in the state_dict."""
+
     def shared_parameters(self) -> list[nn.Parameter]:
         """The parameters every task's loss depends on (default: the encoder's)."""
         return list(self.encoder.parameters())

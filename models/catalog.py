@@ -24,6 +24,10 @@ METHODS = {m.name: m for m in (
     MethodInfo("ctan", "CTAN", "cross-task attention network (Kim et al. 2023)"),
     MethodInfo("cross_stitch", "Cross-stitch", "cross-stitch networks (Misra et al., CVPR 2016)", paper=False),
     MethodInfo("mmoe", "MMoE", "multi-gate mixture of experts (Ma et al., KDD 2018)", paper=False),
+    MethodInfo("cgc", "CGC", "customized gate control (Tang et al., RecSys 2020)", paper=False),
+    MethodInfo("ple", "PLE", "progressive layered extraction (Tang et al., RecSys 2020)", paper=False),
+    MethodInfo("dselect_k", "DSelect-k", "differentiable expert selection (Hazimeh et al., NeurIPS 2021)", paper=False),
+    MethodInfo("ltb", "LTB", "learning to branch (Guo et al., ICML 2020)", paper=False),
     MethodInfo("ctae_only", "CTAE only", "CTAN without CTAB (ablation)", paper=False),
     MethodInfo("ctab_only", "CTAB only", "HPS with CTAB at the bottleneck (ablation)", paper=False),
 )}

@@ -35,9 +35,11 @@ class MMoE(MultiTaskModel):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = [expert(x) for expert in self.experts]                       # [expert][stage]
         pooled = F.adaptive_avg_pool2d(x, GATE_GRID).flatten(1)
-        feats = []
-        for t in self.tasks:
-            g = torch.softmax(self.gates[t.name](pooled), dim=-1)              # [B, experts]
-            feats.append([sum(g[:, e, None, None, None] * outputs[e][j] for e in range(len(outputs)))
-                          for j in range(4)])
+        feats = [[mix(torch.softmax(self.gates[t.name](pooled), dim=-1), [out[j] for out in outputs])
+                  for j in range(4)] for t in self.tasks]
         return decode(self.decoders, self.tasks, feats, x.shape[-2:])
+
+
+def mix(gate: torch.Tensor, maps: list[torch.Tensor]) -> torch.Tensor:
+    """Σ_e g_e f_e: the experts' feature maps weighted per sample by a gate's [B, experts] softmax."""
+    return sum(gate[:, e, None, None, None] * f for e, f in enumerate(maps))

@@ -92,3 +92,20 @@ for cls_name, args in (("MoDo", {"MoDo_gamma": 0.1, "MoDo_rho": 0.1}), ("SDMGrad
             if cls_name == "SDMGrad":
                 print("   sdmgrad w", m.w.numpy().round(6).tolist())
         opt.step()
+
+# MoCo and DB-MTL: three steps (the toy batch, then two of generator 12), SGD lr 0.1 between
+for cls_name, args in (("MoCo", {"MoCo_beta": 0.5, "MoCo_beta_sigma": 0.5, "MoCo_gamma": 0.1, "MoCo_gamma_sigma": 0.5,
+                                 "MoCo_rho": 0.0}),
+                       ("DB_MTL", {"DB_beta": 0.9, "DB_beta_sigma": 0.0})):
+    m, enc, heads, x, ys = model(cls_name)
+    opt = torch.optim.SGD([*enc.parameters(), *heads.parameters()], lr=0.1)
+    data = [(x, ys)] + batches(2, 2)
+    for i, (bx, bys) in enumerate(data):
+        opt.zero_grad(set_to_none=False)
+        m.zero_grad()
+        for p in [*enc.parameters(), *heads.parameters()]:
+            p.grad = torch.zeros_like(p)
+        w = m.backward(losses(enc, heads, bx, bys), **args)
+        if i == len(data) - 1:
+            show(f"{cls_name.lower()} (3rd step)", enc, heads, w)
+        opt.step()

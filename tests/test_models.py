@@ -45,6 +45,11 @@ GRID = [(p, "resnet18") for p in sorted(PAIRS)] + [(MIXED, "resnet50")]
 def test_shapes_finite_and_every_parameter_learns(method, pair, backbone):
     spec = DATASETS[PAIRS[pair]].spec
     model = build_model(method, spec.tasks, backbone, pretrained=False, in_channels=spec.in_channels)
+    model.start_epoch(1, 10)          # past LTB's warm-up (its epoch 0 sums the branches: α gets no gradient)
+    if method == "ltb":               # each task its own branch, all but surely (a hard sample may leave one unused)
+        with torch.no_grad():
+            model.alpha.copy_(5 * torch.eye(len(spec.tasks)).expand_as(model.alpha))
+        torch.manual_seed(0)
     x, y = _batch(spec)
     out = model(x)
     assert set(out) == {t.name for t in spec.tasks}
@@ -262,3 +267,45 @@ def test_ctan_warns_once_about_a_one_by_one_bottleneck(monkeypatch):
             model(torch.randn(1, 3, 32, 32))
             model(torch.randn(1, 3, 48, 48))
     assert [str(w.message) for w in seen if "1x1 bottleneck" in str(w.message)].__len__() == 1
+
+
+def test_ltb_branches_by_its_schedule_and_keeps_its_epoch_in_the_state():
+    """Warm-up (epoch < E/100): every parent summed; training: one parent per child and stage (hard Gumbel);
+    eval: the argmax parent; the epoch travels with the state_dict (a selected state keeps its rule)."""
+    spec = DATASETS["stoic"].spec
+    model = build_model("ltb", spec.tasks, "resnet18", pretrained=False, in_channels=spec.in_channels)
+    model.start_epoch(0, 200)
+    assert torch.equal(model.branching(), torch.ones(4, 2, 2))
+    model.start_epoch(3, 200)
+    with torch.no_grad():
+        model.alpha.copy_(torch.tensor([[[0.0, 5.0], [5.0, 0.0]]] * 4))
+    torch.manual_seed(0)
+    sample = model.branching()
+    assert torch.equal(sample.sum(-1), torch.ones(4, 2)) and set(sample.unique().tolist()) == {0.0, 1.0}
+    model.eval()
+    assert torch.equal(model.branching(), torch.tensor([[[0.0, 1.0], [1.0, 0.0]]] * 4))
+    other = build_model("ltb", spec.tasks, "resnet18", pretrained=False, in_channels=spec.in_channels)
+    other.load_state_dict(model.state_dict())
+    assert int(other.epoch) == 3 and int(other.epochs) == 200
+
+
+def test_dselect_k_gate_by_hand():
+    """The smooth step is 0 / 1 outside ±γ/2 and cubic between; with 4 experts and k = 2 each task's expert
+    weights are Σ_i softmax(w)_i Π_b (S(z_ib) or 1 − S(z_ib)), a distribution over the 4 experts."""
+    from models.dselect_k import smooth_step
+
+    t = torch.tensor([-1.0, -0.5, 0.0, 0.25, 0.5, 2.0])
+    torch.testing.assert_close(smooth_step(t, 1.0), torch.tensor([0.0, 0.0, 0.5, -2 * 0.25 ** 3 + 1.5 * 0.25 + 0.5,
+                                                                  1.0, 1.0]))
+    spec = DATASETS["stoic"].spec
+    model = build_model("dselect_k", spec.tasks, "resnet18", pretrained=False, in_channels=spec.in_channels)
+    task = spec.tasks[0].name
+    with torch.no_grad():                              # selector 0 -> expert 0b10 = 2, selector 1 -> 0b01 = 1
+        model.z_logits[task].weight.zero_()
+        model.z_logits[task].bias.copy_(torch.tensor([1.0, -1.0, -1.0, 1.0]))
+        model.w_logits[task].weight.zero_()
+        model.w_logits[task].bias.copy_(torch.tensor([0.0, math.log(3.0)]))
+    pooled = torch.randn(3, model.z_logits[task].in_features)
+    torch.testing.assert_close(model.gate(task, pooled), torch.tensor([[0.0, 0.75, 0.25, 0.0]] * 3))
+    with pytest.raises(ValueError, match="power of 2"):
+        build_model("dselect_k", spec.tasks, "resnet18", in_channels=spec.in_channels, experts=3)

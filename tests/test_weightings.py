@@ -38,10 +38,12 @@ EXPECTED = {
     "gradvac": [0.584795, 3.801170, 3.801170],
     # by hand: the first step is ExcessMTL's warm-up (the baseline excess risk): equal weights, summing to K
     "excessmtl": [2.0, 2.0, 2.0],
+    # by hand: CR-MOGM's first smoothed weights are MGDA's own (λ_0 = λ̂_1)
+    "crmogm": [0.0, 1.0, 1.0],
 }
 UNWEIGHTED = ("config",)   # its update is not a weighting of the rows: the loop logs NaN weights, as GradDrop's
 LINEAR = ("upgrad", "mgda", "pcgrad", "cagrad", "imtlg", "alignedmtl", "config", "dualproj", "gradvac",
-          "excessmtl")   # agg(aJ) = a agg(J)
+          "excessmtl", "crmogm")   # agg(aJ) = a agg(J)
 
 
 def _step_on(jacobian: torch.Tensor, name: str, **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,7 +395,7 @@ def _run_plan(name: str, plan, sgd: bool = True):
 
 _MORE = _batches(2, 4)
 # Printed by `python scripts/libmtl_reference.py /tmp/libmtl-main` (LibMTL main, 4336804847ea, 2025-05-14):
-# ours, the plan, LibMTL's weights (None: LibMTL's SDMGrad returns none), shared and head gradients, and the
+# ours, the plan, LibMTL's weights (None: LibMTL's are not the weights, or none), shared and head gradients, and the
 # factor LibMTL's head gradients are of ours (its SDMGrad sums the 3 batches' head gradients, ours averages)
 LIBMTL_MAIN = {
     "excessmtl+robust_step_size=1.0": (        # three steps: the first sets the baseline
@@ -411,6 +413,16 @@ LIBMTL_MAIN = {
         [-0.117949, -0.07117, 0.024675, 0.024189, 0.105578, 0.074417, 0.00377, -0.025373, 0.244491, 0.162773,
          -0.014339, -0.055437, -0.047632, 0.016471, 0.061487],
         [0.581561, 0.216743, 0.208891, -0.607508, -0.280408, -0.137804, -0.175812, 0.093859], 1.0),
+    "moco": (                                  # three steps, SGD between
+        lambda x, ys: [(0, [[(x, ys)], [_MORE[0]], [_MORE[1]]])], True, [0.501517, 0.498483],
+        [-0.060247, 0.035958, -0.025043, -0.041494, 0.131374, -0.012509, -0.076615, 0.045465, 0.262147, -0.034579,
+         -0.113012, 0.081141, -0.026067, -0.027799, -0.015552],
+        [0.048719, 0.136037, 0.069889, -0.361928, 0.16164, -0.483917, -0.020358, 0.672005], 1.0),
+    "dbmtl": (                                 # three steps, SGD between (LibMTL returns ones, not its α)
+        lambda x, ys: [(0, [[(x, ys)], [_MORE[0]], [_MORE[1]]])], True, None,
+        [-0.052732, -0.010754, -0.037048, -0.003454, 0.114048, 0.022601, -0.038528, 0.030347, 0.207843, 0.048854,
+         -0.033265, 0.020471, 0.027878, -0.083327, -0.127556],
+        [0.491975, 0.11513, 0.323234, -1.217337, 0.194508, -0.633824, -0.015454, 0.896319], 1.0),
     "sdmgrad": (                               # one step (a second would start from other heads)
         lambda x, ys: [(0, [[(x, ys), _MORE[0], _MORE[1]]])], True, None,
         [0.009003, 0.046227, -0.075257, -0.024075, 0.252214, 0.085387, -0.568791, -0.02012, 0.391497, 0.106871,
@@ -526,7 +538,7 @@ def test_every_weighting_resumes_from_its_state_dict_to_the_bit(name):
     assert torch.equal(g1, g2) and torch.equal(w1.nan_to_num(7.0), w2.nan_to_num(7.0)), name
 
 
-@pytest.mark.parametrize("name", ["excessmtl", "modo", "sdmgrad", "stch", "pbi", "imtll"])
+@pytest.mark.parametrize("name", ["excessmtl", "modo", "sdmgrad", "stch", "pbi", "imtll", "moco", "dbmtl", "crmogm"])
 def test_the_added_weightings_are_finite_and_invariant_to_task_order_over_steps(name):
     """Three steps on three tasks whose Jacobian changes per step and per batch (the sampled ones see three
     different batches): with the tasks permuted, the same update and the weights permuted, to 1e-6."""
@@ -546,3 +558,18 @@ def test_the_added_weightings_are_finite_and_invariant_to_task_order_over_steps(
     assert torch.isfinite(grad).all() and torch.isfinite(weights).all()
     assert float((other - grad).norm() / grad.norm()) < 1e-6
     torch.testing.assert_close(other_weights, weights[order], atol=1e-6, rtol=1e-6)
+
+
+def test_crmogm_smooths_mgdas_weights_by_hand():
+    """Step 2: λ = 0.9 λ̂₁ + 0.1 λ̂₂, λ̂ the exact min-norm weights of each step's Jacobian."""
+    from benchmark.training.weighting.mgda import min_norm_weights
+
+    second = torch.tensor([[1.0, 2.0, 0.0], [-1.0, 1.0, 3.0]])
+    w = build_weighting("crmogm", 2)
+    for jac in (J, second):
+        theta = nn.Parameter(torch.ones(3))
+        weights = w.step(jac @ theta, [theta], [])
+    hat = [min_norm_weights((j @ j.T).double()).float() for j in (J, second)]
+    expected = 0.9 * hat[0] + 0.1 * hat[1]
+    torch.testing.assert_close(weights, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(theta.grad, expected @ second, atol=1e-5, rtol=0)

@@ -379,6 +379,8 @@ def train_network(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, s
     for epoch in epochs:
         start = time.perf_counter()
         weighter.start_epoch(epoch)
+        if hasattr(net, "start_epoch"):          # a MultiTaskModel (LTB's schedule); a bare nn.Module has none
+            net.start_epoch(epoch, profile.epochs)
         mean_losses, weights, _ = train_epoch(net, tasks, train, losses, opt, weighter, batch_size, rng, device,
                                               profile.amp, profile.channels_last,
                                               GRADIENT_CHECK_STEPS if epoch == start_epoch else 0,

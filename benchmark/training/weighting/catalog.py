@@ -55,6 +55,12 @@ WEIGHTINGS = {w.name: w for w in (
                   (("mu", 1.0), ("warmup_epoch", 4))),
     WeightingInfo("pbi", "PBI", "loss", "penalty-based boundary intersection (Zhang & Li, TEVC 2007)", (("theta", 5.0),)),
     WeightingInfo("imtll", "IMTL-L", "loss", "impartial MTL, loss part (Liu et al., ICLR 2021)"),
+    WeightingInfo("moco", "MoCo", "gradient", "momentum-corrected MOO gradient (Fernando et al., ICLR 2023)",
+                  (("beta", 0.5), ("beta_sigma", 0.5), ("gamma", 0.1), ("gamma_sigma", 0.5), ("rho", 0.0))),
+    WeightingInfo("dbmtl", "DB-MTL", "gradient", "dual-balancing MTL (Lin et al., 2023)",
+                  (("beta", 0.9), ("beta_sigma", 0.0))),
+    WeightingInfo("crmogm", "CR-MOGM", "gradient", "MGDA with EMA-smoothed weights (Zhou et al., NeurIPS 2022)",
+                  (("alpha", 0.9),)),
 )}
 DEFAULT = "dwa"   # the paper's (Sec. 2.2)
 NONE = "none"     # STL: one task per network, nothing to weigh

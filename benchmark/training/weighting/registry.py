@@ -6,6 +6,8 @@ from benchmark.training.weighting.base import Weighting
 from benchmark.training.weighting.cagrad import CAGradWeighting
 from benchmark.training.weighting.catalog import NONE, WEIGHTINGS, WeightingSpec, parse
 from benchmark.training.weighting.config import ConFIGWeighting
+from benchmark.training.weighting.crmogm import CRMOGM
+from benchmark.training.weighting.dbmtl import DBMTL
 from benchmark.training.weighting.dualproj import DualProjWeighting
 from benchmark.training.weighting.dwa import DWA
 from benchmark.training.weighting.ew import EW
@@ -19,6 +21,7 @@ from benchmark.training.weighting.gradnorm import GradNormWeighting
 from benchmark.training.weighting.imtlg import IMTLGWeighting
 from benchmark.training.weighting.imtll import IMTLL
 from benchmark.training.weighting.mgda import MGDAWeighting
+from benchmark.training.weighting.moco import MoCo
 from benchmark.training.weighting.modo import MoDo
 from benchmark.training.weighting.nashmtl import NashMTLWeighting
 from benchmark.training.weighting.pbi import PBI
@@ -32,7 +35,8 @@ from benchmark.training.weighting.uw import UW
 CLASSES: dict[str, type[Weighting]] = {cls.name: cls for cls in (
     EW, DWA, UW, RLW, GLS, FAMO, MGDAWeighting, PCGradWeighting, CAGradWeighting, NashMTLWeighting,
     IMTLGWeighting, AlignedMTLWeighting, UPGradWeighting, GradNormWeighting, GradDropWeighting, ConFIGWeighting,
-    DualProjWeighting, FairGradWeighting, GradVacWeighting, ExcessMTL, MoDo, SDMGrad, STCH, PBI, IMTLL)}
+    DualProjWeighting, FairGradWeighting, GradVacWeighting, ExcessMTL, MoDo, SDMGrad, STCH, PBI, IMTLL,
+    MoCo, DBMTL, CRMOGM)}
 if list(CLASSES) != list(WEIGHTINGS) or any(CLASSES[n].kind != WEIGHTINGS[n].kind for n in CLASSES):
     raise ImportError("weighting.registry.CLASSES and weighting.catalog.WEIGHTINGS disagree")
 
