@@ -87,7 +87,7 @@ def _step_fn(net: nn.Module, tasks, profile: Profile,
 
     def step(b: Batch) -> None:
         # a sampled weighting (MoDo, SDMGrad) takes 3 batches a step: here the same one 3 times, the same cost
-        task_losses = forward(b) if samples == 1 else torch.stack([forward(b) for _ in range(samples)])
+        task_losses = forward(b) if samples == 1 else [forward(b) for _ in range(samples)]
         opt.zero_grad(set_to_none=True)
         if weighter is None:
             task_losses.sum().backward()

@@ -481,6 +481,27 @@ def test_modo_first_step_by_hand_and_it_needs_three_batches():
         w.step(J @ theta, [theta], [])
 
 
+@pytest.mark.parametrize("name", ["modo", "sdmgrad"])
+def test_a_sampled_weighting_takes_each_batchs_jacobian_through_that_batch_alone(name):
+    """The loop hands MoDo/SDMGrad each batch's losses unstacked: a batch's features then see one backward
+    pass per task (K), not one per row of all three batches (3K: a row of a stacked tensor carries zeros
+    back through every batch's graph, which made a step 17x DWA's); the gradients equal the stacked input's."""
+    theta = nn.Parameter(torch.ones(3))
+    grads, calls = [], []
+    for stacked in (True, False):
+        theta.grad = None
+        features = [theta * (1.0 + b) for b in range(3)]            # one "batch" each
+        n = [0, 0, 0]
+        for b, f in enumerate(features):
+            f.register_hook(lambda g, b=b: n.__setitem__(b, n[b] + 1))
+        rows = [J @ f for f in features]
+        build_weighting(name, 2).step(torch.stack(rows) if stacked else rows, [theta], [])
+        grads.append(theta.grad.clone())
+        calls.append(n)
+    assert calls == [[6, 6, 6], [2, 2, 2]]
+    assert torch.equal(grads[0], grads[1])
+
+
 def test_stch_log_sum_then_nadir_normalised_tchebycheff_by_hand():
     losses = LOSSES.clone().requires_grad_()
     w = build_weighting("stch+mu=0.5+warmup_epoch=1", 2)

@@ -236,24 +236,27 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
                 out = net(batch["image"])
                 return torch.stack([losses[t.name](out[t.name].float(), batch[t.name]) for t in tasks])
 
-        def task_losses(group=group) -> torch.Tensor:     # [K], or [samples, K] for a sampled weighting
-            return one(group[0]) if samples == 1 else torch.stack([one(b) for b in group])
+        def task_losses(group=group) -> torch.Tensor | list[torch.Tensor]:
+            # [K]; for a sampled weighting a list of each batch's [K], unstacked: each its own graph, so that
+            # a batch's Jacobian is one pass through that batch alone (SampledGradientWeighting.step)
+            return one(group[0]) if samples == 1 else [one(b) for b in group]
 
         step_losses = task_losses()
         opt.zero_grad(set_to_none=True)
         weight_sums += weighting.step(step_losses, shared, others).cpu()
+        values = step_losses.detach() if samples == 1 else torch.stack([row.detach() for row in step_losses])
         if steps < check_steps:
-            finite = torch.isfinite(step_losses.detach()).reshape(-1, len(tasks)).all(0).cpu().numpy()
+            finite = torch.isfinite(values).reshape(-1, len(tasks)).all(0).cpu().numpy()
             if not finite.all():  # a non-finite loss explains its gradients: name it first
                 k = int(np.argmin(finite))
                 raise NonFiniteLoss(f"{where}: training loss of task {tasks[k].name!r} is "
-                                    f"{float(step_losses.reshape(-1, len(tasks))[:, k].detach().sum())} in epoch "
+                                    f"{float(values.reshape(-1, len(tasks))[:, k].sum())} in epoch "
                                     f"{epoch} (step {steps}, "
                                     f"{precision_label(amp)} on {device})")
             check_gradients(net, where, epoch, steps, amp, device)
         opt.step()
         weighting.after_step(task_losses)  # FAMO re-evaluates the batch; the others ignore it
-        sums += step_losses.detach() if samples == 1 else step_losses.detach().mean(0)
+        sums += values if samples == 1 else values.mean(0)
         steps += 1
     return (sums / max(steps, 1)).cpu().numpy(), (weight_sums / max(steps, 1)).numpy(), waiting
 
