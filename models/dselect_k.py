@@ -70,5 +70,6 @@ class DSelectK(MultiTaskModel):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = [expert(x) for expert in self.experts]                         # [expert][stage]
         pooled = F.adaptive_avg_pool2d(x, GATE_GRID).flatten(1)
-        feats = [[mix(self.gate(t.name, pooled), [out[j] for out in outputs]) for j in range(4)] for t in self.tasks]
+        gates = [self.gate(t.name, pooled) for t in self.tasks]           # once per task, shared by its 4 stages
+        feats = [[mix(g, [out[j] for out in outputs]) for j in range(4)] for g in gates]
         return decode(self.decoders, self.tasks, feats, x.shape[-2:])

@@ -35,8 +35,10 @@ class MMoE(MultiTaskModel):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         outputs = [expert(x) for expert in self.experts]                       # [expert][stage]
         pooled = F.adaptive_avg_pool2d(x, GATE_GRID).flatten(1)
-        feats = [[mix(torch.softmax(self.gates[t.name](pooled), dim=-1), [out[j] for out in outputs])
-                  for j in range(4)] for t in self.tasks]
+        # one softmax per task, shared by its 4 stages (as one graph node: a softmax per stage would sum
+        # the gate's gradient in another order)
+        gates = [torch.softmax(self.gates[t.name](pooled), dim=-1) for t in self.tasks]    # [B, experts]
+        feats = [[mix(g, [out[j] for out in outputs]) for j in range(4)] for g in gates]
         return decode(self.decoders, self.tasks, feats, x.shape[-2:])
 
 
