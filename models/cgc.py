@@ -24,12 +24,8 @@ class CGC(MultiTaskModel):
     def __init__(self, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50", pretrained: bool = False,
                  in_channels: int = 3, shared: int = 1, specific: int = 1):
         super().__init__()
-        if shared < 1 or specific < 0:
-            raise ValueError(f"cgc: needs at least one shared expert and no negative count, got {shared}, {specific}")
         self.tasks = tuple(tasks)
-        encoder = lambda: ResNetEncoder(backbone, pretrained, in_channels)          # noqa: E731
-        self.shared = nn.ModuleList(encoder() for _ in range(shared))
-        self.specific = nn.ModuleDict({t.name: nn.ModuleList(encoder() for _ in range(specific)) for t in tasks})
+        self.shared, self.specific = experts("cgc", tasks, backbone, pretrained, in_channels, shared, specific)
         self.gates = nn.ModuleDict({t.name: nn.Linear(in_channels * GATE_GRID ** 2, shared + specific)
                                     for t in tasks})
         self.decoders = nn.ModuleDict({t.name: make_decoder(t, self.shared[0].channels) for t in tasks})
@@ -46,3 +42,13 @@ class CGC(MultiTaskModel):
             gate = torch.softmax(self.gates[t.name](pooled), dim=-1)
             feats.append([mix(gate, [out[j] for out in outputs]) for j in range(4)])
         return decode(self.decoders, self.tasks, feats, x.shape[-2:])
+
+
+def experts(name: str, tasks: tuple[TaskSpec, ...], backbone: str, pretrained: bool, in_channels: int,
+            shared: int, specific: int) -> tuple[nn.ModuleList, nn.ModuleDict]:
+    """CGC's and PLE's experts: ``shared`` encoders for every task, ``specific`` of each task's own."""
+    if shared < 1 or specific < 0:
+        raise ValueError(f"{name}: needs at least one shared expert and no negative count, got {shared}, {specific}")
+    encoder = lambda: ResNetEncoder(backbone, pretrained, in_channels)          # noqa: E731
+    return (nn.ModuleList(encoder() for _ in range(shared)),
+            nn.ModuleDict({t.name: nn.ModuleList(encoder() for _ in range(specific)) for t in tasks}))

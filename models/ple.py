@@ -20,6 +20,7 @@ from torch import nn
 from data.spec import TaskSpec
 from models.base import MultiTaskModel
 from models.blocks import decode, make_decoder
+from models.cgc import experts
 from models.encoder import ResNetEncoder
 from models.mmoe import GATE_GRID, mix
 
@@ -32,12 +33,8 @@ class PLE(MultiTaskModel):
     def __init__(self, tasks: tuple[TaskSpec, ...], backbone: str = "resnet50", pretrained: bool = False,
                  in_channels: int = 3, shared: int = 1, specific: int = 1):
         super().__init__()
-        if shared < 1 or specific < 0:
-            raise ValueError(f"ple: needs at least one shared expert and no negative count, got {shared}, {specific}")
         self.tasks = tuple(tasks)
-        encoder = lambda: ResNetEncoder(backbone, pretrained, in_channels)          # noqa: E731
-        self.shared = nn.ModuleList(encoder() for _ in range(shared))
-        self.specific = nn.ModuleDict({t.name: nn.ModuleList(encoder() for _ in range(specific)) for t in tasks})
+        self.shared, self.specific = experts("ple", tasks, backbone, pretrained, in_channels, shared, specific)
         first = self.shared[0]
         inputs = (in_channels * GATE_GRID ** 2, first.stem[0].out_channels, *first.channels[:3])
         self.gates = nn.ModuleDict({t.name: nn.ModuleList(nn.Linear(n, shared + specific) for n in inputs)
