@@ -66,7 +66,8 @@ def loss_weights(loss: torch.Tensor, losses: torch.Tensor) -> torch.Tensor:
 
 def task_jacobians(losses: torch.Tensor, params: list[nn.Parameter], retain_graph: bool = False) -> None:
     """Each task's gradient of every parameter in ``params``, as rows of ``p.jac`` ([K, *p.shape]):
-    torchjd's ``backward``, one vmapped backward pass (the cost of about one pass per task).
+    torchjd's ``backward``, one ordinary backward pass per task (below). ``retain_graph`` keeps the graph
+    for a further pass through it.
 
     Not ``mtl_backward``: it differentiates to a set of features that must cut the graph, and a
     U-Net's skips are nested (stage 4 is computed from stage 1): its feature gradients would count
