@@ -29,6 +29,15 @@ def _run(cmd, env, timeout=600, **kw):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def _answers(env) -> bool:
+    """Whether a controller answers ``sinfo``. Without its slurm.conf (a fresh machine: ``start`` writes
+    it) sinfo retries for 60 s instead of failing, so the fixture asks only where the file is."""
+    try:
+        return _run(["sinfo", "-h"], env, timeout=30).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
 @pytest.fixture(scope="module")
 def slurm():
     """The environment of a running one-node cluster (started here and stopped after, unless one was)."""
@@ -37,7 +46,7 @@ def slurm():
     env = {**os.environ, "SLURM_LOCAL_NO_INSTALL": "1"}
     conf = _run([str(SCRIPT), "env"], env).stdout.strip().split("=", 1)[1]
     env["SLURM_CONF"] = conf
-    already = _run(["sinfo", "-h"], env, timeout=30).returncode == 0      # a controller answers: not ours to stop
+    already = Path(conf).is_file() and _answers(env)      # a controller answers: not ours to stop
     if not already:
         out = _run([str(SCRIPT), "start"], env, timeout=180)
         if out.returncode != 0:
