@@ -35,7 +35,10 @@ class MetricSpec:
 METRICS = {m.name: m for m in (
     MetricSpec("dice", "Dice", "%", True, 0.0, 100.0),
     MetricSpec("mae", "MAE", "Gy", False),
+    # OpenKBP's dose score on whole patients (training.volumes), and its slice-level form: the same masked
+    # error averaged over slices, all a dataset without whole volumes can give; named apart (issue 24)
     MetricSpec("dose_score", "dose score", "Gy", False),
+    MetricSpec("slice_dose_score", "dose score (slices)", "Gy", False),
     MetricSpec("dvh_score", "DVH score", "Gy", False),
     MetricSpec("accuracy", "accuracy", "%", True, 0.0, 100.0),
     MetricSpec("balanced_accuracy", "balanced accuracy", "%", True, 0.0, 100.0),
@@ -100,7 +103,7 @@ OUTPUTS = ("pixel", "image")   # a map at input resolution, or one vector per im
 # adds a kind with ``benchmark.plugins.register_task_kind`` (docs/extending.md).
 TASK_KINDS = {k.name: k for k in (
     KindInfo("segmentation", "pixel", ("dice",), "combo", labels=True),
-    KindInfo("regression", "pixel", ("mae", "dose_score"), "l1", labels=False),
+    KindInfo("regression", "pixel", ("mae", "slice_dose_score"), "l1", labels=False),
     KindInfo("multiclass", "image", ("accuracy", "balanced_accuracy", "macro_f1"), "ce", labels=True),
     KindInfo("binary", "image", ("auc",), "bce", labels=True),
 )}

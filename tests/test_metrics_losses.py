@@ -130,4 +130,4 @@ def test_evaluate_agrees_with_metrics_on_whole_arrays():
     err = np.abs(dose_pred.numpy() * 70 - dose_true)[:, 0]
     assert res["dose"]["mae"] == pytest.approx(err.mean(), rel=1e-5)
     per_case = [err[3 * c:3 * c + 3][mask[3 * c:3 * c + 3]].mean() for c in (0, 1)]
-    assert res["dose"]["dose_score"] == pytest.approx(np.mean(per_case), rel=1e-5)
+    assert res["dose"]["slice_dose_score"] == pytest.approx(np.mean(per_case), rel=1e-5)

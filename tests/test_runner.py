@@ -77,7 +77,7 @@ def test_every_test_metric_is_recomputed_exactly_from_the_cases(smoke_grid):
         got = case_metric(rows, r.metric).value
         assert got == pytest.approx(r.value, rel=1e-6, abs=1e-9, nan_ok=True), (r.dataset, r.method, r.task, r.metric)
         checked.add(r.metric)
-    assert checked == {"dice", "mae", "dose_score", "accuracy", "balanced_accuracy", "macro_f1", "auc"}
+    assert checked == {"dice", "mae", "slice_dose_score", "accuracy", "balanced_accuracy", "macro_f1", "auc"}
     one = grouped[("ham10000", "hps", 0, "diagnosis")]
     n_test = get_profile("smoke").synthetic_sizes[2]
     assert one[one.metric == "label"].case.nunique() == n_test            # every test image once

@@ -9,7 +9,7 @@ randomisation test, R per-replicate versions of the per-case data. The definitio
 
 - ``dice``: per case and foreground class (``part``); per class the mean over its cases, then the
   mean over classes;
-- ``mae``, ``dose_score``, ``dvh_score``: weighted means of per-case values (weights: pixels, 1,
+- ``mae``, ``slice_dose_score``, ``dose_score``, ``dvh_score``: weighted means of per-case values (weights: pixels, 1, 1,
   the patient's number of DVH metrics);
 - ``accuracy``, ``balanced_accuracy``, ``macro_f1``, ``auc``: from each image's label and logits;
 - any other metric (a plug-in task kind's, ``benchmark.training.kinds``): the weighted mean of its

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     spread = df[df.task == "ctab_spread"]
     epoch = spread.metric.str.removeprefix("epoch").astype(int)
     last = spread[epoch == epoch.max()]
-    metrics = tuple(sorted({t.metric for e in DATASETS.values() for t in e.spec.tasks} | {"dose_score"}))
+    metrics = tuple(sorted({t.metric for e in DATASETS.values() for t in e.spec.tasks} | {"dose_score", "slice_dose_score"}))
     text = ("CTAB output spatial spread (std / mean |Ā| over positions) after the last epoch, mean over seeds:\n\n"
             + last.groupby(["dataset", "variant"])["value"].mean().round(3).to_frame("spread").to_markdown()
             + "\n\nTest metrics (mean ± std over seeds):\n\n" + summary(df, metrics).to_markdown() + "\n")

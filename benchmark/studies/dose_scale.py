@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     df.to_csv(out / "dose_scale.csv", index=False)
     shares = df[df.metric.str.startswith("epoch") & (df.task == "share_dose")]
     share = shares.groupby(["dataset", "method", "variant"])["value"].agg(["mean", "min", "max"])
-    table = summary(df, ("dice", "mae", "dose_score"))
+    table = summary(df, ("dice", "mae", "dose_score", "slice_dose_score"))
     text = ("Dose share of the encoder gradient (mean, min, max over epochs and seeds):\n\n"
             + share.round(3).to_markdown() + "\n\nTest metrics (mean ± std over seeds):\n\n"
             + table.to_markdown() + "\n")

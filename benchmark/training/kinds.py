@@ -103,7 +103,8 @@ class Segmentation(TaskKind):
 
 class PixelRegression(TaskKind):
     """Dose maps: L1 on targets divided by ``task.scale``; MAE over every pixel (Gy) and the masked
-    per-case dose score (the slice-level form of OpenKBP's; whole patients: ``training.volumes``)."""
+    per-case dose score over slices, ``slice_dose_score`` (OpenKBP's ``dose_score`` is on whole patients:
+    ``training.volumes``)."""
 
     info = TASK_KINDS["regression"]
 
@@ -119,7 +120,7 @@ class PixelRegression(TaskKind):
 
     def result(self, task, parts, case_id):
         return {"mae": M.mae(parts["abs"], parts["pixels"]),
-                "dose_score": M.dose_score(parts["masked_abs"], parts["mask_pixels"], case_id)}
+                "slice_dose_score": M.dose_score(parts["masked_abs"], parts["mask_pixels"], case_id)}
 
     def cases(self, task, parts, case_id):
         """Per case the MAE over its pixels (``weight`` its pixel count: the paper's MAE pools pixels)
@@ -133,7 +134,7 @@ class PixelRegression(TaskKind):
             rows.append({"case": case, "metric": "mae", "part": "", "value": err[i] / pixels[i],
                          "weight": float(pixels[i])})
             if mask[i] > 0:
-                rows.append({"case": case, "metric": "dose_score", "part": "", "value": masked[i] / mask[i],
+                rows.append({"case": case, "metric": "slice_dose_score", "part": "", "value": masked[i] / mask[i],
                              "weight": 1.0})
         return rows
 

@@ -27,8 +27,9 @@ def score(net: nn.Module, tasks: tuple[TaskSpec, ...], data: TaskData, split: st
     results = evaluate(net, tasks, data.splits[split], batch_size, device, channels_last=channels_last, cases=cases)
     for task in tasks:
         if split == "test" and task.dvh and data.volumes is not None:
-            # whole patients replace the slice-level dose score, in the table and in the cases
-            cases = [c for c in cases if not (c["task"] == task.name and c["metric"] == "dose_score")]
+            # whole patients (dose_score, dvh_score) replace the slice-level dose score, in the table and the cases
+            cases = [c for c in cases if not (c["task"] == task.name and c["metric"] == "slice_dose_score")]
+            results[task.name].pop("slice_dose_score", None)
             results[task.name].update(evaluate_volumes(net, task, data.volumes, batch_size, device, channels_last,
                                                        cases=cases))
     return results, cases
