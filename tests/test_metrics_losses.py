@@ -37,7 +37,7 @@ def test_mae_and_dose_score():
     assert M.mae(err, pixels) == pytest.approx(2.0)
     masked, mask = np.array([4.0, 6.0, 9.0]), np.array([2.0, 2.0, 3.0])
     # cases: samples 0 and 1 are one patient (10 / 4), sample 2 another (9 / 3)
-    assert M.dose_score(masked, mask, np.array(["a", "a", "b"])) == pytest.approx((2.5 + 3.0) / 2)
+    assert M.slice_dose_score(masked, mask, np.array(["a", "a", "b"])) == pytest.approx((2.5 + 3.0) / 2)
 
 
 def test_classification_metrics_by_hand():

@@ -120,7 +120,7 @@ class PixelRegression(TaskKind):
 
     def result(self, task, parts, case_id):
         return {"mae": M.mae(parts["abs"], parts["pixels"]),
-                "slice_dose_score": M.dose_score(parts["masked_abs"], parts["mask_pixels"], case_id)}
+                "slice_dose_score": M.slice_dose_score(parts["masked_abs"], parts["mask_pixels"], case_id)}
 
     def cases(self, task, parts, case_id):
         """Per case the MAE over its pixels (``weight`` its pixel count: the paper's MAE pools pixels)

@@ -41,9 +41,10 @@ def mae(abs_error_sum: np.ndarray, pixels: np.ndarray) -> float:
     return float(abs_error_sum.sum() / pixels.sum())
 
 
-def dose_score(masked_abs_error_sum: np.ndarray, mask_pixels: np.ndarray, case_id: np.ndarray) -> float:
-    """OpenKBP's dose score (Gy): per case the mean absolute error inside the possible-dose mask,
-    averaged over cases (Babier et al. 2021)."""
+def slice_dose_score(masked_abs_error_sum: np.ndarray, mask_pixels: np.ndarray, case_id: np.ndarray) -> float:
+    """OpenKBP's dose score (Gy; Babier et al. 2021) in its slice-level form: per case the mean absolute
+    error inside the possible-dose mask over the case's evaluated slices, averaged over cases. The
+    challenge's own ``dose_score``, on whole patients, is ``training.volumes``."""
     err = _group_sum(masked_abs_error_sum, case_id)
     count = _group_sum(mask_pixels, case_id)
     keep = count > 0
