@@ -151,6 +151,15 @@ class GradientWeighting(Weighting):
     kind = "gradient"
     aggregator: nn.Module
 
+    def shared_jacobian(self, losses: torch.Tensor, shared: list[nn.Parameter],
+                        others: list[nn.Parameter]) -> tuple[list[nn.Parameter], torch.Tensor]:
+        """Every parameter's task Jacobian (``.jac``), and the shared parameters' united into one K x P
+        matrix (:func:`united_jacobian`): the start of a gradient weighting that combines it itself."""
+        if not shared:
+            raise ValueError(f"{self.name} needs a joint multi-task model's shared parameters")
+        task_jacobians(losses, shared + others)
+        return united_jacobian(shared)
+
     def step(self, losses: torch.Tensor, shared: list[nn.Parameter],
              others: list[nn.Parameter]) -> torch.Tensor:
         if not shared:

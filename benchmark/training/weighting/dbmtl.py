@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.training.weighting.base import (GradientWeighting, add_to_grads, sum_rows, task_jacobians,
-                                               united_jacobian)
+from benchmark.training.weighting.base import GradientWeighting, add_to_grads, sum_rows
 
 
 class DBMTL(GradientWeighting):
@@ -25,10 +24,7 @@ class DBMTL(GradientWeighting):
 
     def step(self, losses: torch.Tensor, shared: list[nn.Parameter],
              others: list[nn.Parameter]) -> torch.Tensor:
-        if not shared:
-            raise ValueError(f"{self.name} needs a joint multi-task model's shared parameters")
-        task_jacobians(torch.log(losses + 1e-8), shared + others)
-        with_jac, grads = united_jacobian(shared)
+        with_jac, grads = self.shared_jacobian(torch.log(losses + 1e-8), shared, others)
         self.steps += 1
         # LibMTL's buffer starts at 0: the first average is (1 - β) g
         previous = torch.zeros_like(grads) if self.average is None else self.average

@@ -12,8 +12,7 @@ import torch
 from torch import nn
 from torchjd.aggregation import ExcessMTLWeighting as _Weighting
 
-from benchmark.training.weighting.base import (GradientWeighting, add_to_grads, task_jacobians,
-                                               united_jacobian)
+from benchmark.training.weighting.base import GradientWeighting, add_to_grads
 
 _STATE = ("_weights", "_sq_grad_sum", "_initial_w", "_warmup_w_sum")
 
@@ -28,10 +27,7 @@ class ExcessMTL(GradientWeighting):
 
     def step(self, losses: torch.Tensor, shared: list[nn.Parameter],
              others: list[nn.Parameter]) -> torch.Tensor:
-        if not shared:
-            raise ValueError(f"{self.name} needs a joint multi-task model's shared parameters")
-        task_jacobians(losses, shared + others)
-        with_jac, matrix = united_jacobian(shared)
+        with_jac, matrix = self.shared_jacobian(losses, shared, others)
         weights = self.n_tasks * self.weighting(matrix)
         add_to_grads(with_jac, weights @ matrix)
         for p in others:

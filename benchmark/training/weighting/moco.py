@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from benchmark.training.weighting.base import (GradientWeighting, add_to_grads, sum_rows, task_jacobians,
-                                               united_jacobian)
+from benchmark.training.weighting.base import GradientWeighting, add_to_grads, sum_rows
 
 
 class MoCo(GradientWeighting):
@@ -25,10 +24,7 @@ class MoCo(GradientWeighting):
 
     def step(self, losses: torch.Tensor, shared: list[nn.Parameter],
              others: list[nn.Parameter]) -> torch.Tensor:
-        if not shared:
-            raise ValueError(f"{self.name} needs a joint multi-task model's shared parameters")
-        task_jacobians(losses, shared + others)
-        with_jac, grads = united_jacobian(shared)
+        with_jac, grads = self.shared_jacobian(losses, shared, others)
         self.steps += 1
         scaled = grads / (grads.norm(dim=1, keepdim=True) + 1e-8) * losses.detach().to(grads.dtype)[:, None]
         y = torch.zeros_like(scaled) if self.y is None else self.y
