@@ -193,8 +193,8 @@ class SampledGradientWeighting(Weighting):
              others: list[nn.Parameter]) -> torch.Tensor:
         """``losses``: [samples, K], or a sequence of the samples' [K] loss vectors (the loop's: each its own
         graph). The Jacobian is taken one batch at a time: a pass from a row of one stacked tensor would also
-        carry zeros back through the other batches' graphs (3x the backward work, measured: a MoDo step 17x
-        DWA's, not ~6x)."""
+        carry zeros back through the other batches' graphs (3x the backward work; measured on the quick
+        profile's HPS: a MoDo step 17.7x DWA's that way, 9.8x this way, docs/methods.md "Cost")."""
         if not shared:
             raise ValueError(f"{self.name} needs a joint multi-task model's shared parameters")
         shapes = [tuple(row.shape) for row in losses]
