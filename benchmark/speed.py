@@ -37,6 +37,7 @@ from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
 from benchmark.training.weighting.catalog import DEFAULT, NONE, WEIGHTINGS
 from benchmark.training.weighting.base import Weighting
+from benchmark.training.weighting.bilevel import LookAhead
 from benchmark.training.weighting.registry import CLASSES, build_weighting
 from data import DATASETS, get_dataset
 from data.base import Split, TaskData
@@ -79,16 +80,21 @@ def _step_fn(net: nn.Module, tasks, profile: Profile,
     others = [q for q in net.parameters() if all(q is not r for r in shared)] if gradient else []
 
     samples = weighter.samples if weighter is not None and len(tasks) > 1 else 1
+    bilevel = weighter is not None and weighter.bilevel and len(tasks) > 1
 
-    def forward(b: Batch) -> torch.Tensor:
+    def forward(b: Batch, model: nn.Module = net) -> torch.Tensor:
         with torch.autocast(device_type, dtype=torch.bfloat16, enabled=profile.amp):
-            out = net(b["image"])
+            out = model(b["image"])
             return torch.stack([losses[t.name](out[t.name].float(), b[t.name]) for t in tasks])
 
     def step(b: Batch) -> None:
         # a sampled weighting (MoDo, SDMGrad) takes 3 batches a step: here the same one 3 times, the same cost
         task_losses = forward(b) if samples == 1 else [forward(b) for _ in range(samples)]
         opt.zero_grad(set_to_none=True)
+        if bilevel:  # the same batch as its meta batch: the same cost
+            group = opt.param_groups[0]
+            weighter.meta_step(LookAhead(net, task_losses, lambda model, x: forward(x, model), b, b,
+                                         float(group["lr"]), float(group["weight_decay"])))
         if weighter is None:
             task_losses.sum().backward()
         else:

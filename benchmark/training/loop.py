@@ -18,6 +18,7 @@ from benchmark.training.evaluation import evaluate
 from benchmark.training.losses import make_loss
 from benchmark.training.settings import TrainSettings
 from benchmark.training.weighting.base import Weighting
+from benchmark.training.weighting.bilevel import LookAhead
 from benchmark.training.weighting.registry import build_weighting
 from data.base import Split, TaskData
 from data.spec import METRICS, TaskSpec
@@ -224,16 +225,17 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
     steps, waiting = 0, 0.0
     net.train()
     samples = weighting.samples if len(tasks) > 1 else 1
-    it = _draws(split, batch_size, samples, rng=rng, device=device, channels_last=channels_last)
+    bilevel = weighting.bilevel and len(tasks) > 1
+    it = _draws(split, batch_size, samples, meta=bilevel, rng=rng, device=device, channels_last=channels_last)
     while True:
         t0 = time.perf_counter()
         group = next(it, None)
         waiting += time.perf_counter() - t0
         if group is None:
             break
-        def one(batch) -> torch.Tensor:
+        def one(batch, model: nn.Module = net) -> torch.Tensor:
             with autocast:
-                out = net(batch["image"])
+                out = model(batch["image"])
                 return torch.stack([losses[t.name](out[t.name].float(), batch[t.name]) for t in tasks])
 
         def task_losses(group=group) -> torch.Tensor | list[torch.Tensor]:
@@ -243,6 +245,10 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
 
         step_losses = task_losses()
         opt.zero_grad(set_to_none=True)
+        if bilevel:  # the weights learnt from a look-ahead first (weighting/bilevel.py), then the update
+            group_lr = opt.param_groups[0]
+            weighting.meta_step(LookAhead(net, step_losses, lambda model, batch: one(batch, model), group[0],
+                                          group[1], float(group_lr["lr"]), float(group_lr["weight_decay"])))
         weight_sums += weighting.step(step_losses, shared, others).cpu()
         values = step_losses.detach() if samples == 1 else torch.stack([row.detach() for row in step_losses])
         if steps < check_steps:
@@ -261,11 +267,18 @@ def train_epoch(net: nn.Module, tasks: tuple[TaskSpec, ...], split: Split, losse
     return (sums / max(steps, 1)).cpu().numpy(), (weight_sums / max(steps, 1)).numpy(), waiting
 
 
-def _draws(split: Split, batch_size: int, samples: int, **kw) -> Iterator[list[dict[str, torch.Tensor]]]:
+def _draws(split: Split, batch_size: int, samples: int, meta: bool = False,
+           **kw) -> Iterator[list[dict[str, torch.Tensor]]]:
     """The epoch's steps, each a list of ``samples`` shuffled batches. One sample: one pass over the split.
     More (MoDo, SDMGrad): as many steps as one pass has batches, each drawing ``samples`` batches from
     passes that follow one another (each reshuffled) -- LibMTL's trainer draws its 3 batches per step from
-    its cycling loader alike: the same number of optimiser steps as every other method, 3x the batches."""
+    its cycling loader alike: the same number of optimiser steps as every other method, 3x the batches.
+    ``meta`` (a bilevel weighting): one pass, each step's batch with the batch at the same place of a second,
+    independently shuffled pass (the authors' second loader over the training set)."""
+    if meta:
+        yield from (list(pair) for pair in zip(batches(split, batch_size, shuffle=True, drop_last=True, **kw),
+                                              batches(split, batch_size, shuffle=True, drop_last=True, **kw)))
+        return
     if samples == 1:
         for batch in batches(split, batch_size, shuffle=True, drop_last=True, **kw):
             yield [batch]

@@ -6,6 +6,8 @@ weighted sum once; a gradient weighting takes each task's gradient of the shared
 aggregates them in float64: torchjd's ``backward`` and aggregators), ``registry.py`` maps names
 to classes. Loss-based: ``ew``, ``dwa`` (the paper's), ``uw``, ``rlw``, ``gls``, ``famo``; gradient-based:
 ``mgda``, ``pcgrad``, ``cagrad``, ``nashmtl``, ``imtlg``, ``alignedmtl``, ``upgrad``, ``gradnorm``, ``graddrop``,
-``config``, ``dualproj``, ``fairgrad``, ``gradvac``.
+``config``, ``dualproj``, ``fairgrad``, ``gradvac``, ``excessmtl``, ``modo``, ``sdmgrad``, ``moco``, ``dbmtl``,
+``crmogm`` (and the scalarizations ``stch``, ``pbi``, ``imtll``); bilevel (``bilevel.py``: a meta step on a
+second batch and copies of the network before each update): ``autolambda``, ``moml``, ``forum``.
 docs/methods.md lists each with its reference, defaults and measured cost.
 """

@@ -5,7 +5,8 @@ step (``shared``: the model's shared parameters, ``others``: its other trainable
 of the model's parameters (and of the weighting's own, which the optimiser also steps) and returns the
 weights it gave the tasks (logged as each epoch's mean). ``losses`` are the K task losses of the step's
 batch, or, for a weighting whose ``samples`` is S > 1 (MoDo, SDMGrad: independent batches), an [S, K]
-tensor of S batches' losses. ``start_epoch``
+tensor of S batches' losses; a ``bilevel`` weighting (Auto-Lambda, MOML, FORUM) first gets a
+``meta_step`` with a second batch and copies of the network (``bilevel.py``). ``start_epoch``
 and ``end_epoch`` see the epochs, ``after_step`` the losses after the optimiser step (FAMO).
 Anything a weighting remembers is in its ``state_dict`` (checkpoints, exact resume).
 """
@@ -22,6 +23,7 @@ class Weighting(nn.Module):
     name: ClassVar[str]
     kind: ClassVar[str] = "loss"
     samples: ClassVar[int] = 1      # batches per step (the loop draws them; docs/methods.md, "Cost")
+    bilevel: ClassVar[bool] = False  # meta_step(LookAhead) before each step (weighting/bilevel.py)
 
     def __init__(self, n_tasks: int):
         super().__init__()

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 class WeightingInfo:
     name: str
     label: str                                  # as tables print it
-    kind: str                                   # "loss": a weighted sum; "gradient": per-task gradients
+    kind: str                                   # "loss": a weighted sum; "gradient": per-task gradients;
+                                                # "bilevel": weights learnt from a look-ahead (weighting/bilevel.py)
     reference: str
     defaults: tuple[tuple[str, object], ...] = ()
 
@@ -61,6 +62,12 @@ WEIGHTINGS = {w.name: w for w in (
                   (("beta", 0.9), ("beta_sigma", 0.0))),
     WeightingInfo("crmogm", "CR-MOGM", "gradient", "MGDA with EMA-smoothed weights (Zhou et al., NeurIPS 2022)",
                   (("alpha", 0.9),)),
+    WeightingInfo("autolambda", "Auto-Lambda", "bilevel", "task weights from a one-step look-ahead (Liu et al., TMLR 2022)",
+                  (("init", 0.1), ("lr", 1e-4))),
+    WeightingInfo("moml", "MOML", "bilevel", "multi-objective meta learning (Ye et al., NeurIPS 2021)",
+                  (("inner_lr", 0.1), ("outer_lr", 1e-3))),
+    WeightingInfo("forum", "FORUM", "bilevel", "first-order multi-gradient bilevel optimisation (Ye et al., ECAI 2024)",
+                  (("phi", 0.1), ("inner_step", 5), ("inner_lr", 0.1), ("outer_lr", 1e-3))),
 )}
 DEFAULT = "dwa"   # the paper's (Sec. 2.2)
 NONE = "none"     # STL: one task per network, nothing to weigh

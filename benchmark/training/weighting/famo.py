@@ -1,6 +1,7 @@
 """FAMO: fast adaptive multitask optimization (Liu, Liu, Wang & Liu, NeurIPS 2023)."""
 from __future__ import annotations
 
+import copy
 from typing import Callable
 
 import torch
@@ -47,7 +48,8 @@ class FAMO(LossWeighting):
         self.optimizer.step()
 
     def get_extra_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()}
+        # a copy: an optimiser's state_dict holds its live moment tensors, which its next step changes in place
+        return {"optimizer": copy.deepcopy(self.optimizer.state_dict())}
 
     def set_extra_state(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])

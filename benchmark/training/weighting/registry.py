@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from benchmark.training.weighting.alignedmtl import AlignedMTLWeighting
+from benchmark.training.weighting.autolambda import AutoLambda
 from benchmark.training.weighting.base import Weighting
 from benchmark.training.weighting.cagrad import CAGradWeighting
 from benchmark.training.weighting.catalog import NONE, WEIGHTINGS, WeightingSpec, parse
@@ -22,6 +23,8 @@ from benchmark.training.weighting.imtlg import IMTLGWeighting
 from benchmark.training.weighting.imtll import IMTLL
 from benchmark.training.weighting.mgda import MGDAWeighting
 from benchmark.training.weighting.moco import MoCo
+from benchmark.training.weighting.moml import MOML
+from benchmark.training.weighting.forum import FORUM
 from benchmark.training.weighting.modo import MoDo
 from benchmark.training.weighting.nashmtl import NashMTLWeighting
 from benchmark.training.weighting.pbi import PBI
@@ -36,7 +39,7 @@ CLASSES: dict[str, type[Weighting]] = {cls.name: cls for cls in (
     EW, DWA, UW, RLW, GLS, FAMO, MGDAWeighting, PCGradWeighting, CAGradWeighting, NashMTLWeighting,
     IMTLGWeighting, AlignedMTLWeighting, UPGradWeighting, GradNormWeighting, GradDropWeighting, ConFIGWeighting,
     DualProjWeighting, FairGradWeighting, GradVacWeighting, ExcessMTL, MoDo, SDMGrad, STCH, PBI, IMTLL,
-    MoCo, DBMTL, CRMOGM)}
+    MoCo, DBMTL, CRMOGM, AutoLambda, MOML, FORUM)}
 if list(CLASSES) != list(WEIGHTINGS) or any(CLASSES[n].kind != WEIGHTINGS[n].kind for n in CLASSES):
     raise ImportError("weighting.registry.CLASSES and weighting.catalog.WEIGHTINGS disagree")
 
