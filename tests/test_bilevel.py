@@ -119,16 +119,19 @@ def test_forum_weights_solve_its_quadratic_programme():
     """cvxpy's solution against scipy's SLSQP on the same programme (3 tasks + q), and its constraints."""
     from scipy.optimize import minimize
 
-    from benchmark.training.weighting.forum import forum_weights
+    from benchmark.training.weighting.forum import Programme
     g = np.random.default_rng(2).standard_normal((4, 6))
     gram, pi, c = g @ g.T, np.array([0.3, -0.2, 0.1]), 0.4
-    w = forum_weights(gram, pi, c)
+    programme = Programme(3)
+    w = programme.solve(gram, pi, c)
     objective = lambda x: x @ gram @ x - c * x[3]  # noqa: E731
     ref = minimize(objective, np.array([1 / 3, 1 / 3, 1 / 3, 0.5]), method="SLSQP", bounds=[(0, None)] * 4,
                    constraints=[{"type": "eq", "fun": lambda x: x[:3].sum() - 1},
                                 {"type": "ineq", "fun": lambda x: x[3] - pi @ x[:3]}], options={"ftol": 1e-12})
     assert abs(w[:3].sum() - 1) < 1e-6 and w[3] >= pi @ w[:3] - 1e-6 and (w >= -1e-8).all()
-    assert objective(w) <= ref.fun + 1e-6 and np.abs(w - ref.x).max() < 1e-3
+    assert objective(w) <= ref.fun + 1e-8 and np.abs(w - ref.x).max() < 1e-5
+    again = programme.solve(gram[::-1, ::-1].copy(), pi, c)    # the same programme, new values: solved anew
+    assert not np.allclose(again, w)
 
 
 def test_forum_applies_only_what_its_meta_step_found():

@@ -15,25 +15,37 @@ from benchmark.training.weighting.moml import flat
 DIVERGED_INNER_LOSS = 1e5   # LibMTL's: an inner loss above it stops the inner loop (too large a step)
 
 
-def forum_weights(gramian: np.ndarray, pi: np.ndarray, c: float) -> np.ndarray:
+class Programme:
     """argmin over w >= 0 of wᵀ G w − c w_K subject to Σ_{k<K} w_k = 1 and w_K >= Σ_k w_k π_k (the
     K + 1 rows of G: the K normalised meta gradients, then the inner problem's q): LibMTL's cvxpy
-    problem, with G's symmetric square root from ``eigh``."""
-    import cvxpy as cp
+    problem, with G's symmetric square root from ``eigh``. Built once with G's root, π and c as cvxpy
+    parameters (a new problem per step cost more than the step's network passes)."""
 
-    vals, vecs = np.linalg.eigh((gramian + gramian.T) / 2)
-    root = vecs @ np.diag(np.sqrt(np.maximum(vals, 0.0))) @ vecs.T
-    k = len(pi)
-    w = cp.Variable(k + 1, nonneg=True)
-    problem = cp.Problem(cp.Minimize(cp.sum_squares(root @ w) - c * w[k]),
-                         [cp.sum(w[:k]) == 1, w[k] >= pi @ w[:k]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        problem.solve()
-    if w.value is None:
-        raise RuntimeError(f"FORUM: its weights' quadratic programme was not solved ({problem.status}); "
-                           f"Gramian diagonal {np.diag(gramian).tolist()}, pi {pi.tolist()}")
-    return np.asarray(w.value, dtype=np.float64)
+    def __init__(self, k: int):
+        import cvxpy as cp
+
+        self.root, self.pi, self.c = cp.Parameter((k + 1, k + 1)), cp.Parameter(k), cp.Parameter(nonneg=True)
+        self.w = cp.Variable(k + 1, nonneg=True)
+        self.problem = cp.Problem(cp.Minimize(cp.sum_squares(self.root @ self.w) - self.c * self.w[k]),
+                                  [cp.sum(self.w[:k]) == 1, self.w[k] >= self.pi @ self.w[:k]])
+        # cvxpy's first solve compiles the problem, later ones reuse that compilation, and the two paths differ
+        # in the last bits: one throwaway solve puts every real one on the same path, so a run resumed with a
+        # fresh programme takes the same steps as one that went on
+        self.solve(np.eye(k + 1), np.zeros(k), 0.0)
+
+    def solve(self, gramian: np.ndarray, pi: np.ndarray, c: float) -> np.ndarray:
+        vals, vecs = np.linalg.eigh((gramian + gramian.T) / 2)
+        self.root.value = vecs @ np.diag(np.sqrt(np.maximum(vals, 0.0))) @ vecs.T
+        self.pi.value, self.c.value = np.asarray(pi, dtype=np.float64), max(float(c), 0.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            # Clarabel (interior point): accurate to 1e-8 where OSQP, cvxpy's pick, stops at 1e-3; no warm start,
+            # so a resumed run with a fresh programme solves alike
+            self.problem.solve(solver="CLARABEL")
+        if self.w.value is None:
+            raise RuntimeError(f"FORUM: its weights' quadratic programme was not solved ({self.problem.status}); "
+                               f"Gramian diagonal {np.diag(gramian).tolist()}, pi {np.asarray(pi).tolist()}")
+        return np.asarray(self.w.value, dtype=np.float64)
 
 
 class FORUM(BilevelWeighting):
@@ -61,6 +73,7 @@ class FORUM(BilevelWeighting):
         self.register_buffer("lambdas", torch.zeros(n_tasks))
         self.epoch = 0
         self._pending: tuple[list[nn.Parameter], torch.Tensor] | None = None
+        self._programme: Programme | None = None
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -96,7 +109,8 @@ class FORUM(BilevelWeighting):
         qq = float(q @ q) + 1e-8
         pi = self.phi - (g @ q).cpu().numpy() / qq
         a = torch.cat([g, q.unsqueeze(0)])
-        w = forum_weights((a @ a.T).cpu().numpy(), pi, self.phi * qq)
+        self._programme = self._programme or Programme(k)
+        w = self._programme.solve((a @ a.T).cpu().numpy(), pi, self.phi * qq)
         rate = 1.0 / (self.epoch + 1) ** 0.75
         lam = self.lambdas.double().cpu().numpy()
         lam = lam + rate * (w[:k] - lam)
