@@ -25,11 +25,11 @@ class Toy(nn.Module):
     """A shared linear layer (trainable) and two fixed linear heads: the losses are quadratic in the
     trainable parameters, so the meta step's central difference is exact up to rounding."""
 
-    def __init__(self):
+    def __init__(self, n_tasks: int = 2):
         super().__init__()
         torch.manual_seed(0)
         self.shared = nn.Linear(4, 3).double()
-        self.heads = nn.ModuleList([nn.Linear(3, 1).double(), nn.Linear(3, 1).double()])
+        self.heads = nn.ModuleList([nn.Linear(3, 1).double() for _ in range(n_tasks)])
         self.heads.requires_grad_(False)
 
     def forward(self, x):
@@ -37,10 +37,10 @@ class Toy(nn.Module):
         return [h(rep) for h in self.heads]
 
 
-def _toy_batches():
+def _toy_batches(n_tasks: int = 2):
     g = torch.Generator().manual_seed(5)
     make = lambda: {"image": torch.randn(8, 4, generator=g, dtype=torch.float64),  # noqa: E731
-                    "y": torch.randn(2, 8, 1, generator=g, dtype=torch.float64)}
+                    "y": torch.randn(n_tasks, 8, 1, generator=g, dtype=torch.float64)}
     return make(), make()
 
 
@@ -160,6 +160,31 @@ def test_a_bilevel_weighting_resumes_its_meta_steps_to_the_bit(name):
     resumed.load_state_dict(w.state_dict())
     (g1, w1), (g2, w2) = steps(w, [3]), steps(resumed, [3])
     assert torch.equal(g1, g2) and torch.equal(w1, w2)
+
+
+@pytest.mark.parametrize("name", BILEVEL)
+def test_a_bilevel_weighting_is_finite_and_invariant_to_task_order(name):
+    """3 tasks at a 1:100 loss scale, two meta steps and updates: with the tasks (heads and targets)
+    permuted, the network's gradient is the same and the weights are permuted, to 1e-6."""
+    def run(order):
+        net, (train, meta) = Toy(3), _toy_batches(3)
+        net.heads = nn.ModuleList([net.heads[k] for k in order])
+        with torch.no_grad():
+            net.heads[order.index(2)].weight.mul_(10.0)              # task 2's loss ~100x the others'
+        train, meta = ({"image": b["image"], "y": b["y"][order]} for b in (train, meta))
+        w = build_weighting(name, 3)
+        for _ in range(2):
+            net.zero_grad()
+            look = _look(net, train, meta)
+            w.meta_step(look)
+            weights = w.step(look.losses, [], [])
+        return net.shared.weight.grad.clone(), weights.detach().double()
+    grad, weights = run([0, 1, 2])
+    assert torch.isfinite(grad).all() and torch.isfinite(weights).all() and grad.norm() > 0
+    order = [2, 0, 1]
+    other, other_weights = run(order)
+    torch.testing.assert_close(other, grad, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(other_weights, weights[order], rtol=1e-6, atol=1e-9)
 
 
 def test_a_bilevel_step_pairs_each_batch_with_one_of_a_second_shuffled_pass():
