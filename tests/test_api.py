@@ -6,7 +6,6 @@ import sys
 import venv
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from benchmark import api

@@ -425,7 +425,6 @@ def test_the_paper_profiles_models_train_on_real_openkbp_slices_at_128px():
     the ImageNet file is not here) takes two training steps and predicts a whole test patient's
     dose: a first GPU run does not die on a shape."""
     import numpy as np
-    import torch
 
     from benchmark.experiment.profiles import get_profile
     from benchmark.training.loop import make_optimizer, train_epoch

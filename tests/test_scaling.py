@@ -12,7 +12,6 @@ import pandas as pd
 import psutil
 import pytest
 
-import reproduce
 from benchmark.experiment import store
 from benchmark.experiment.cell import resolve_config
 from benchmark.experiment.parallel import lease_device

@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data import stoic
 from data.base import DataError
 from data.real.common import BadInput, read_label_table, resize, stratified_split
 
