@@ -201,3 +201,66 @@ def test_a_reference_keeps_its_cases_and_its_report_has_intervals(tmp_path, monk
     import pandas as pd
     iv = pd.read_csv(tmp_path / "report" / "intervals.csv")
     assert list(iv.method) == ["hps"] and iv.delta_mean.iloc[0] > 0 and iv.n_cases.iloc[0] == 30
+
+
+def test_a_grid_committed_in_parts_is_the_reference_of_the_whole(tmp_path, monkeypatch):
+    """A run's datasets committed one part at a time (--dataset, then --append) make the same metrics and
+    cases as the whole run at once; the provenance lists both parts; a cell added twice, an unknown
+    dataset and another profile are errors naming them."""
+    import gzip
+    import io
+    import json
+    import shutil
+
+    import pandas as pd
+
+    import benchmark.report.reference as R
+    from benchmark.report.inputs import ReportInputError
+
+    run = tmp_path / "run"
+    _stoic_run(run)
+    for name in ("metrics.csv", "cases.csv"):            # a second dataset: the same rows under another name
+        df = pd.read_csv(run / name)
+        pd.concat([df, df.assign(dataset="ham10000")]).to_csv(run / name, index=False)
+    shutil.copytree(run / "runs" / "quick-synthetic" / "stoic", run / "runs" / "quick-synthetic" / "ham10000")
+    for path in (run / "runs").rglob("cell.json"):
+        meta = json.loads(path.read_text())
+        meta["config"]["dataset"] = path.relative_to(run / "runs" / "quick-synthetic").parts[0]
+        path.write_text(json.dumps(meta))
+    monkeypatch.setattr(R, "REFERENCE_DIR", tmp_path / "refs")
+
+    whole = R.make_reference(run, "whole", "python reproduce.py ...", 30.0)
+    part = R.make_reference(run, "parts", "python reproduce.py --dataset stoic ...", 10.0, datasets=["stoic"])
+    assert set(pd.read_csv(part / "metrics.csv")["dataset"]) == {"stoic"}
+    assert len(json.loads((part / "provenance.json").read_text())["per_cell"]) == 4
+    R.make_reference(run, "parts", "python reproduce.py --dataset ham10000 ...", 20.0, datasets=["ham10000"],
+                     append=True)
+
+    def table(folder, name):
+        raw = (folder / name).read_bytes()
+        df = pd.read_csv(io.BytesIO(gzip.decompress(raw) if name.endswith(".gz") else raw))
+        return df.sort_values(list(df.columns)).reset_index(drop=True)
+    for name in ("metrics.csv", "cases.csv.gz"):
+        pd.testing.assert_frame_equal(table(part, name), table(whole, name))
+    prov = json.loads((part / "provenance.json").read_text())
+    assert prov["cells"] == 8 and prov["elapsed_seconds"] == 30.0 and len(prov["parts"]) == 2
+    assert [p["datasets"] for p in prov["parts"]] == [["stoic"], ["ham10000"]]
+    assert prov["datasets"] == ["ham10000", "stoic"]
+
+    with pytest.raises(ReportInputError, match="already in reference 'parts'"):
+        R.make_reference(run, "parts", "again", 1.0, datasets=["ham10000"], append=True)
+    with pytest.raises(ReportInputError, match=r"dataset\(s\) \['nosuch'\]"):
+        R.make_reference(run, "other", "x", 1.0, datasets=["nosuch"])
+    with pytest.raises(ReportInputError, match="no reference 'absent'"):
+        R.make_reference(run, "absent", "x", 1.0, append=True)
+    for path in (run / "runs").rglob("cell.json"):
+        meta = json.loads(path.read_text())
+        meta["config"]["profile"] = {"name": "public"}
+        path.write_text(json.dumps(meta))
+    shutil.rmtree(tmp_path / "refs" / "parts")
+    R.make_reference(run, "parts", "x", 1.0, datasets=["stoic"])
+    prov = json.loads((tmp_path / "refs" / "parts" / "provenance.json").read_text())
+    prov["profile"] = {"name": "quick"}
+    (tmp_path / "refs" / "parts" / "provenance.json").write_text(json.dumps(prov))
+    with pytest.raises(ReportInputError, match="another profile"):
+        R.make_reference(run, "parts", "x", 1.0, datasets=["ham10000"], append=True)

@@ -7,6 +7,9 @@ A reference is made from a finished results folder (its test rows, and the prove
 
     python -m benchmark.report.reference --results DIR --name openkbp-realcpu --command "..." [--elapsed S]
 
+A grid too long for one session is committed in parts: ``--dataset`` keeps the datasets a stopped run
+finished, ``--append`` adds a later part's to the same reference.
+
 Per (dataset, method, weighting, task, metric) of the test split: the reference's mean ± std over
 its seeds, this run's, the difference, and whether this run's mean lies within the reference's
 seed spread (two standard deviations, or 0.01 when the reference has one seed).
@@ -74,40 +77,112 @@ def render_reference_markdown(cmp: pd.DataFrame, provenance: dict, name: str) ->
     return "\n".join(lines) + "\n"
 
 
-def make_reference(results: Path, name: str, command: str, elapsed: float | None = None,
-                   note: str = "") -> Path:
-    """Copy ``results``' test metrics (and its ``epochs.csv``, and its ``cases.csv`` gzipped) into ``reference/<name>/`` with
-    ``provenance.json``: the command,
-    its wall time, and from the cells' ``cell.json`` the code commits, configuration hashes, data
-    counts, versions and the training time of each cell."""
-    load_metrics(results / "metrics.csv")                 # checked against the schema ...
-    metrics = pd.read_csv(results / "metrics.csv")         # ... and kept as written: per-fold rows stay
+def _cells(results: Path, datasets: list[str] | None) -> list[dict]:
     cells = []
     for path in sorted((results / "runs").rglob("cell.json")):
         meta = json.loads(path.read_text())
         cfg = meta["config"]
+        if datasets and cfg.get("dataset") not in datasets:
+            continue
         cells.append({"cell": str(path.parent.relative_to(results)), "config_hash": meta.get("config_hash"),
                       "code": meta.get("versions", {}).get("code"), "wall_seconds": meta.get("wall_seconds"),
                       "data": meta.get("data", {}).get("counts"), "seed": cfg.get("seed"),
-                      "fold": cfg.get("fold")})
+                      "fold": cfg.get("fold"), "_meta": meta})
+    return cells
+
+
+def _rows(path: Path, datasets: list[str] | None) -> str | None:
+    """A long CSV's text, only ``datasets``' rows when given (re-written by pandas then, else as it is)."""
+    if not path.is_file():
+        return None
+    if not datasets:
+        return path.read_text()
+    df = pd.read_csv(path, low_memory=False)
+    return df[df["dataset"].isin(datasets)].to_csv(index=False)
+
+
+def _appended(old: str | None, new: str | None) -> str | None:
+    """Two long CSVs' texts as one (columns united; either may be missing)."""
+    import io
+    if old is None or new is None:
+        return new if old is None else old
+    both = pd.concat([pd.read_csv(io.StringIO(old), low_memory=False), pd.read_csv(io.StringIO(new), low_memory=False)],
+                     ignore_index=True, sort=False)
+    return both.to_csv(index=False)
+
+
+def make_reference(results: Path, name: str, command: str, elapsed: float | None = None,
+                   note: str = "", datasets: list[str] | None = None, append: bool = False) -> Path:
+    """Copy ``results``' test metrics (and its ``epochs.csv``, and its ``cases.csv`` gzipped) into ``reference/<name>/`` with
+    ``provenance.json``: the command,
+    its wall time, and from the cells' ``cell.json`` the code commits, configuration hashes, data
+    counts, versions and the training time of each cell.
+
+    ``datasets``: only these datasets' rows and cells (the finished part of a run stopped midway).
+    ``append``: add them to an existing reference of that name (a grid too long for one session,
+    committed in parts): a cell already in it is an error; the provenance lists each part's command,
+    wall time and note under ``parts``."""
+    import gzip
+
+    from benchmark import atomic
+    load_metrics(results / "metrics.csv")                 # checked against the schema ...
+    metrics = pd.read_csv(results / "metrics.csv")         # ... and kept as written: per-fold rows stay
+    if datasets:
+        missing = sorted(set(datasets) - set(metrics["dataset"].astype(str)))
+        if missing:
+            raise ReportInputError(f"{results / 'metrics.csv'}: no rows of dataset(s) {missing}; it has "
+                                   f"{sorted(metrics['dataset'].astype(str).unique())}")
+        metrics = metrics[metrics["dataset"].isin(datasets)]
+    metrics = metrics[metrics["split"].astype(str).str.lower() == "test"]
+    cells = _cells(results, datasets)
     if not cells:
         raise ReportInputError(f"{results / 'runs'}: no cell.json, not a results folder")
-    first = json.loads(sorted((results / "runs").rglob("cell.json"))[0].read_text())
+    first = cells[0].pop("_meta")
+    for c in cells:
+        c.pop("_meta", None)
+    part = {"command": command, "elapsed_seconds": elapsed, "note": note, "cells": len(cells),
+            "datasets": sorted(metrics["dataset"].astype(str).unique()), "host": first.get("host"),
+            "versions": first.get("versions")}
+    epochs, cases = _rows(results / "epochs.csv", datasets), _rows(results / "cases.csv", datasets)
+    out = REFERENCE_DIR / name
+    parts = [part]
+    if append:
+        if not (out / "provenance.json").is_file():
+            raise ReportInputError(f"--append: no reference {name!r} to add to (committed ones: {references()})")
+        old = json.loads((out / "provenance.json").read_text())
+        profile = json.loads(json.dumps(first["config"]["profile"], default=str))
+        if old.get("profile") != profile:
+            raise ReportInputError(f"--append: {results} ran another profile than reference {name!r}: "
+                                   f"{profile} against {old.get('profile')}")
+        have = {c["cell"] for c in old["per_cell"]}
+        again = sorted(c["cell"] for c in cells if c["cell"] in have)
+        if again:
+            raise ReportInputError(f"--append: {len(again)} cell(s) already in reference {name!r}, e.g. {again[0]}")
+        parts = old.get("parts") or [{k: old.get(k) for k in ("command", "elapsed_seconds", "note", "cells", "datasets",
+                                                               "host", "versions")}]
+        parts.append(part)
+        cells = old["per_cell"] + cells
+        metrics = pd.concat([pd.read_csv(out / "metrics.csv"), metrics], ignore_index=True, sort=False)
+        epochs = _appended((out / "epochs.csv").read_text() if (out / "epochs.csv").is_file() else None, epochs)
+        old_cases = gzip.decompress((out / "cases.csv.gz").read_bytes()).decode() if (out / "cases.csv.gz").is_file() else None
+        cases = _appended(old_cases, cases)
+        command, elapsed = parts[0]["command"], (None if any(p["elapsed_seconds"] is None for p in parts)
+                                                 else sum(p["elapsed_seconds"] for p in parts))
+        note = " | ".join(p["note"] for p in parts if p["note"])
     provenance = {"name": name, "command": command, "elapsed_seconds": elapsed, "note": note,
                   "commits": sorted({c["code"] for c in cells if c["code"]}), "cells": len(cells),
+                  "datasets": sorted(metrics["dataset"].astype(str).unique()),
                   "cell_wall_seconds_sum": round(sum(c["wall_seconds"] or 0 for c in cells), 1),
-                  "host": first.get("host"), "versions": first.get("versions"),
-                  "profile": first["config"]["profile"], "per_cell": cells}
-    out = REFERENCE_DIR / name
+                  "host": parts[0]["host"], "versions": parts[0]["versions"],     # each part's in "parts"
+                  "profile": first["config"]["profile"], **({"parts": parts} if len(parts) > 1 else {}),
+                  "per_cell": cells}
     out.mkdir(parents=True, exist_ok=True)
-    from benchmark import atomic
-    atomic.write_text(out / "metrics.csv", metrics[metrics["split"].astype(str).str.lower() == "test"].to_csv(index=False))
-    if (results / "epochs.csv").is_file():      # the training curves: the report draws them from here
-        atomic.write_text(out / "epochs.csv", (results / "epochs.csv").read_text())
-    if (results / "cases.csv").is_file():       # per-case results, for the intervals; gzip (mtime 0: reproducible bytes)
-        import gzip
+    atomic.write_text(out / "metrics.csv", metrics.to_csv(index=False))
+    if epochs is not None:      # the training curves: the report draws them from here
+        atomic.write_text(out / "epochs.csv", epochs)
+    if cases is not None:       # per-case results, for the intervals; gzip (mtime 0: reproducible bytes)
         with atomic.replacing(out / "cases.csv.gz") as tmp:
-            tmp.write_bytes(gzip.compress((results / "cases.csv").read_bytes(), mtime=0))
+            tmp.write_bytes(gzip.compress(cases.encode(), mtime=0))
     atomic.write_text(out / "provenance.json", json.dumps(provenance, indent=1, default=str) + "\n")
     return out
 
@@ -120,9 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--command", required=True, help="the command that produced the results")
     ap.add_argument("--elapsed", type=float, default=None, help="its wall time in seconds")
     ap.add_argument("--note", default="")
+    ap.add_argument("--dataset", action="append", default=None,
+                    help="only this dataset's rows and cells, repeatable (the finished part of a stopped run)")
+    ap.add_argument("--append", action="store_true",
+                    help="add to the existing reference NAME (a grid committed in parts); a cell in both is an error")
     args = ap.parse_args(argv)
     try:
-        print(make_reference(args.results, args.name, args.command, args.elapsed, args.note))
+        print(make_reference(args.results, args.name, args.command, args.elapsed, args.note,
+                             args.dataset, args.append))
     except ReportInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
