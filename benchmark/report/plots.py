@@ -185,7 +185,11 @@ def plot_compare(compare: pd.DataFrame, out_dir: Path, suffix: str = "") -> list
 
 def plot_heatmap(matrices: dict[str, pd.DataFrame], out_dir: Path, suffix: str = "") -> list[Path]:
     """heatmap{suffix}: Δ_mean (%, vs STL) per architecture (rows) and loss weighting (columns), one
-    panel per dataset and the average; red below STL, blue above, the value written in each cell."""
+    panel per dataset and the average; red below STL, blue above, the value written in each cell.
+
+    The colour scale ends at the 95th percentile of |Δ_mean| (the colour bar's arrows mark the cells
+    beyond it; their values are still written): one collapsed weighting (PBI's −400 % on the Prostate
+    stand-in) would otherwise leave every other cell white."""
     items = [(name, m) for name, m in matrices.items() if m.size]
     if not items:
         return []
@@ -195,15 +199,18 @@ def plot_heatmap(matrices: dict[str, pd.DataFrame], out_dir: Path, suffix: str =
     fig, axes = _figure(nrows, ncols, size=(1.0 + 0.55 * width, 0.9 + 0.45 * max(m.shape[0] for _, m in items)))
     for ax, (name, m) in zip(axes.flat, items):
         values = m.to_numpy(dtype=float)
-        bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+        finite = np.abs(values[np.isfinite(values)])
+        bound = float(np.percentile(finite, 95)) if finite.size else 1.0
+        bound = bound if bound > 0 else 1.0
+        clipped = bool(finite.size and finite.max() > bound)
         image = ax.imshow(values, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
         ax.set_xticks(range(m.shape[1]), m.columns, rotation=60, ha="right", fontsize=7)
         ax.set_yticks(range(m.shape[0]), m.index, fontsize=7)
         for (i, j), v in np.ndenumerate(values):
             if np.isfinite(v):
                 ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=6)
-        ax.set_title(f"{name}: Δ_mean % vs STL", fontsize=9)
-        ax.figure.colorbar(image, ax=ax, shrink=0.8)
+        ax.set_title(f"{name}: Δ_mean % vs STL" + (f" (colours end at ±{bound:.1f})" if clipped else ""), fontsize=9)
+        ax.figure.colorbar(image, ax=ax, shrink=0.8, extend="both" if clipped else "neither")
     for ax in list(axes.flat)[len(items):]:
         ax.set_axis_off()
     return _save(fig, out_dir / f"heatmap{suffix}")

@@ -22,7 +22,7 @@ from benchmark.report.extended import (ablation_table, beyond_paper, datasets_of
 from benchmark.report.inputs import normalize_metrics
 from benchmark.report.secondary import load_anchors, render_secondary_markdown, secondary_table
 from benchmark.report.reference import compare_runs, load_reference, render_reference_markdown
-from benchmark.report.stats import Report, compute_report
+from benchmark.report.stats import AVERAGE, Report, compute_report
 from benchmark.report.cases import load_cases
 from benchmark.report.ranks import friedman_nemenyi, plot_cd, scores_of
 from benchmark.report.ranks import render_markdown as render_ranks_markdown
@@ -151,7 +151,10 @@ def _write_extended(extended: Report, group: tuple[str, str], sfx: str, out: Pat
             abl, f"Ablation of CTAN's modules: profile {group[0]}, data source {group[1]}.",
             label.replace("extended", "ablation")), written)
     if plots:
-        written += P.plot_heatmap({dataset_label(d): delta_matrix(table, d) for d in datasets_of(table)}, out, sfx)
+        shown = datasets_of(table)
+        if len(shown) == 2 and AVERAGE in shown:          # one dataset: its panel is the average
+            shown = [d for d in shown if d != AVERAGE]
+        written += P.plot_heatmap({dataset_label(d): delta_matrix(table, d) for d in shown}, out, sfx)
     return written
 
 
