@@ -77,18 +77,20 @@ def render_reference_markdown(cmp: pd.DataFrame, provenance: dict, name: str) ->
     return "\n".join(lines) + "\n"
 
 
-def _cells(results: Path, datasets: list[str] | None) -> list[dict]:
-    cells = []
+def _cells(results: Path, datasets: list[str] | None) -> tuple[list[dict], dict | None]:
+    """Each kept cell's provenance row, and the first one's whole ``cell.json`` (host, versions, profile)."""
+    cells, first = [], None
     for path in sorted((results / "runs").rglob("cell.json")):
         meta = json.loads(path.read_text())
         cfg = meta["config"]
         if datasets and cfg.get("dataset") not in datasets:
             continue
+        first = first or meta
         cells.append({"cell": str(path.parent.relative_to(results)), "config_hash": meta.get("config_hash"),
                       "code": meta.get("versions", {}).get("code"), "wall_seconds": meta.get("wall_seconds"),
                       "data": meta.get("data", {}).get("counts"), "seed": cfg.get("seed"),
-                      "fold": cfg.get("fold"), "_meta": meta})
-    return cells
+                      "fold": cfg.get("fold")})
+    return cells, first
 
 
 def _rows(path: Path, datasets: list[str] | None) -> str | None:
@@ -134,12 +136,9 @@ def make_reference(results: Path, name: str, command: str, elapsed: float | None
                                    f"{sorted(metrics['dataset'].astype(str).unique())}")
         metrics = metrics[metrics["dataset"].isin(datasets)]
     metrics = metrics[metrics["split"].astype(str).str.lower() == "test"]
-    cells = _cells(results, datasets)
+    cells, first = _cells(results, datasets)
     if not cells:
         raise ReportInputError(f"{results / 'runs'}: no cell.json, not a results folder")
-    first = cells[0].pop("_meta")
-    for c in cells:
-        c.pop("_meta", None)
     part = {"command": command, "elapsed_seconds": elapsed, "note": note, "cells": len(cells),
             "datasets": sorted(metrics["dataset"].astype(str).unique()), "host": first.get("host"),
             "versions": first.get("versions")}

@@ -18,8 +18,8 @@ DIVERGED_INNER_LOSS = 1e5   # LibMTL's: an inner loss above it stops the inner l
 class Programme:
     """argmin over w >= 0 of wᵀ G w − c w_K subject to Σ_{k<K} w_k = 1 and w_K >= Σ_k w_k π_k (the
     K + 1 rows of G: the K normalised meta gradients, then the inner problem's q): LibMTL's cvxpy
-    problem, with G's symmetric square root from ``eigh``. Built once with G's root, π and c as cvxpy
-    parameters (a new problem per step cost more than the step's network passes)."""
+    problem, with G's symmetric square root from ``eigh``. Built and compiled once, with G's root, π and
+    c as cvxpy parameters set at each step (LibMTL builds a new problem every step)."""
 
     def __init__(self, k: int):
         import cvxpy as cp
@@ -39,8 +39,8 @@ class Programme:
         self.pi.value, self.c.value = np.asarray(pi, dtype=np.float64), max(float(c), 0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            # Clarabel (interior point): accurate to 1e-8 where OSQP, cvxpy's pick, stops at 1e-3; no warm start,
-            # so a resumed run with a fresh programme solves alike
+            # Clarabel (interior point): accurate to 1e-8 where OSQP, cvxpy's pick, stops at 1e-3, and without
+            # a warm start that would carry one step's solution into the next
             self.problem.solve(solver="CLARABEL")
         if self.w.value is None:
             raise RuntimeError(f"FORUM: its weights' quadratic programme was not solved ({self.problem.status}); "
