@@ -99,8 +99,14 @@ def _rows(path: Path, datasets: list[str] | None) -> str | None:
         return None
     if not datasets:
         return path.read_text()
-    df = pd.read_csv(path, low_memory=False)
+    df = _as_written(path)
     return df[df["dataset"].isin(datasets)].to_csv(index=False)
+
+
+def _as_written(source) -> pd.DataFrame:
+    """A long CSV with every field the string it was written as. Inferred types would turn a column of
+    "0" beside empty fields (a logit's part beside a label's) into "0.0", which no metric reads back."""
+    return pd.read_csv(source, dtype=str, keep_default_na=False)
 
 
 def _appended(old: str | None, new: str | None) -> str | None:
@@ -108,8 +114,7 @@ def _appended(old: str | None, new: str | None) -> str | None:
     import io
     if old is None or new is None:
         return new if old is None else old
-    both = pd.concat([pd.read_csv(io.StringIO(old), low_memory=False), pd.read_csv(io.StringIO(new), low_memory=False)],
-                     ignore_index=True, sort=False)
+    both = pd.concat([_as_written(io.StringIO(old)), _as_written(io.StringIO(new))], ignore_index=True, sort=False)
     return both.to_csv(index=False)
 
 
