@@ -245,3 +245,84 @@ def test_a_bilevel_weighting_trains_every_architecture_and_leaves_the_network_to
                                    np.random.default_rng(0), amp=True)
     assert np.isfinite(mean).all() and np.isfinite(weights).all()
     assert any(not torch.equal(v, w.state_dict()[k]) for k, v in start.items())
+
+
+# ---- pinned to LibMTL's main branch (commit 4336804847ea): its Trainer.bacth_forward_MOML and
+# bacth_forward_FORUM run on this toy by scripts/libmtl_bilevel_reference.py (outside this repository,
+# on LibMTL's source), the numbers below copied from its output. float32, every parameter trainable
+# (LibMTL differentiates all of them), the update's batch the inner one, SGD lr 0.05 on the network.
+
+class _Toy32(nn.Module):
+    def __init__(self, n_tasks):
+        super().__init__()
+        torch.manual_seed(0)
+        self.shared = nn.Linear(4, 3)
+        self.heads = nn.ModuleList([nn.Linear(3, 1) for _ in range(n_tasks)])
+
+    def forward(self, x):
+        rep = self.shared(x)
+        return [h(rep) for h in self.heads]
+
+
+def _two_steps(method, k):
+    """Two steps of ``method`` on the float32 toy: the weights after each, the shared weight after both."""
+    g = torch.Generator().manual_seed(5)
+    make = lambda: {"image": torch.randn(8, 4, generator=g), "y": torch.randn(k, 8, 1, generator=g)}  # noqa: E731
+    net, w = _Toy32(k), build_weighting(method, k)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05)
+    shown = []
+    for step in range(2):
+        train, meta = make(), make()
+        w.start_epoch(step)                          # FORUM's λ average: LibMTL's epoch (one step each here)
+        look = LookAhead(net, _toy_losses(net, train), _toy_losses, train, meta, 0.05, 0.0)
+        w.meta_step(look)
+        opt.zero_grad()
+        w.step(look.losses, [], [])
+        opt.step()
+        shown.append(w.weights() if method == "moml" else w.lambdas.detach().clone())
+    return shown, net.shared.weight.detach(), (net, w)
+
+
+LIBMTL_BILEVEL = {   # (method, K): weights after steps 0 and 1, shared.weight after step 1
+    ("moml", 2): ([[0.500499963760376, 0.49949997663497925], [0.5009999871253967, 0.49900001287460327]],
+                  [[0.001253723632544279, 0.27376383543014526, -0.4025816023349762, -0.3661089241504669],
+                   [-0.19169852137565613, 0.1366668939590454, -0.02131030708551407, 0.37048405408859253],
+                   [-0.04734639823436737, 0.13424724340438843, -0.17312276363372803, -0.14295192062854767]]),
+    ("forum", 2): ([[0.5000000466432982, 0.4999999533567017], [0.4999999775597447, 0.5000000224402553]],
+                   [[0.0048485626466572285, 0.27203693985939026, -0.41685810685157776, -0.3698030114173889],
+                    [-0.20574848353862762, 0.1271391212940216, -0.0012106805806979537, 0.3920854926109314],
+                    [-0.06993189454078674, 0.1193072721362114, -0.13421206176280975, -0.10407862812280655]]),
+    ("forum", 3): ([[0.3310109848493855, 0.31374368703049393, 0.3552453281201206],
+                    [0.3337874500711716, 0.367228387815758, 0.29898416211307033]],
+                   [[-0.0072551597841084, 0.2691997289657593, -0.40379875898361206, -0.35735762119293213],
+                    [-0.19426079094409943, 0.13170397281646729, -0.014412853866815567, 0.3926429748535156],
+                    [-0.04503227397799492, 0.13299129903316498, -0.15755800902843475, -0.0978267565369606]]),
+}
+
+
+@pytest.mark.parametrize("method, k", list(LIBMTL_BILEVEL))
+def test_moml_and_forum_take_libmtl_main_branch_steps(method, k):
+    weights, shared = LIBMTL_BILEVEL[method, k]
+    shown, got, _ = _two_steps(method, k)
+    torch.testing.assert_close(torch.stack(shown).double(), torch.tensor(weights, dtype=torch.float64),
+                               rtol=0, atol=1e-6)
+    torch.testing.assert_close(got, torch.tensor(shared), rtol=0, atol=1e-6)
+
+
+def test_moml_min_norm_solution_is_libmtl_s_with_three_tasks():
+    """With 3 tasks MOML's first step sits at a Pareto-stationary point: the three normalised rows of H
+    surround the origin, their min-norm point is 0, and the solution (the rows' weights) is LibMTL's to
+    its solver's 1e-5. The weights after the step are not pinned: LibMTL's iterative float32 solver leaves
+    a residual of ~7e-7 that α's Adam, normalising, turns into a 1e-3 step (softmax(α) 0.33377, 0.33312,
+    0.33311); the exact point here (~2e-8, equal in every entry) leaves softmax(α) at 1/3."""
+    from benchmark.training.weighting.mgda import min_norm_weights
+    g = torch.Generator().manual_seed(5)
+    train = {"image": torch.randn(8, 4, generator=g), "y": torch.randn(3, 8, 1, generator=g)}
+    meta = {"image": torch.randn(8, 4, generator=g), "y": torch.randn(3, 8, 1, generator=g)}
+    net, w = _Toy32(3), build_weighting("moml", 3)
+    h = w.hypergradients(LookAhead(net, _toy_losses(net, train), _toy_losses, train, meta, 0.05, 0.0))
+    h = h / h.norm(dim=1, keepdim=True)
+    sol = min_norm_weights(h @ h.T)
+    torch.testing.assert_close(sol, torch.tensor([0.3394731283187866, 0.2884281277656555, 0.37209877371788025],
+                                                 dtype=sol.dtype), rtol=0, atol=1e-5)
+    assert float((sol @ h).abs().max()) < 1e-6
