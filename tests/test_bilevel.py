@@ -247,10 +247,12 @@ def test_a_bilevel_weighting_trains_every_architecture_and_leaves_the_network_to
     assert any(not torch.equal(v, w.state_dict()[k]) for k, v in start.items())
 
 
-# ---- pinned to LibMTL's main branch (commit 4336804847ea): its Trainer.bacth_forward_MOML and
-# bacth_forward_FORUM run on this toy by scripts/libmtl_bilevel_reference.py (outside this repository,
-# on LibMTL's source), the numbers below copied from its output. float32, every parameter trainable
-# (LibMTL differentiates all of them), the update's batch the inner one, SGD lr 0.05 on the network.
+# ---- pinned to the references' own code, run on this toy outside this repository, the numbers below
+# copied from their output: MOML and FORUM from LibMTL's main branch (commit 4336804847ea), its
+# Trainer.bacth_forward_MOML / bacth_forward_FORUM, by scripts/libmtl_bilevel_reference.py (the update's
+# batch the inner one, SGD lr 0.05 on the network); Auto-Lambda from its authors' auto_lambda.py
+# (lorenmt/auto-lambda, commit bdba636) by scripts/autolambda_reference.py. float32, every parameter
+# trainable (LibMTL differentiates all of them).
 
 class _Toy32(nn.Module):
     def __init__(self, n_tasks):
@@ -265,25 +267,40 @@ class _Toy32(nn.Module):
 
 
 def _two_steps(method, k):
-    """Two steps of ``method`` on the float32 toy: the weights after each, the shared weight after both."""
+    """Two steps of ``method`` on the float32 toy: the weights after each, the shared weight after both.
+    The network's optimiser as in each reference: SGD (LibMTL's toy), Adam with weight decay (Auto-Lambda's:
+    this suite's optimiser, whose weight decay the authors' virtual step includes)."""
     g = torch.Generator().manual_seed(5)
     make = lambda: {"image": torch.randn(8, 4, generator=g), "y": torch.randn(k, 8, 1, generator=g)}  # noqa: E731
     net, w = _Toy32(k), build_weighting(method, k)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05)
-    shown = []
+    wd = 1e-3 if method == "autolambda" else 0.0
+    opt = (torch.optim.Adam(net.parameters(), lr=0.05, weight_decay=wd) if method == "autolambda"
+           else torch.optim.SGD(net.parameters(), lr=0.05))
+    shown, hyper = [], []
     for step in range(2):
         train, meta = make(), make()
         w.start_epoch(step)                          # FORUM's λ average: LibMTL's epoch (one step each here)
-        look = LookAhead(net, _toy_losses(net, train), _toy_losses, train, meta, 0.05, 0.0)
+        look = LookAhead(net, _toy_losses(net, train), _toy_losses, train, meta, 0.05, wd)
         w.meta_step(look)
+        if method == "autolambda":
+            hyper.append(w.lambdas.grad.detach().clone())
         opt.zero_grad()
         w.step(look.losses, [], [])
         opt.step()
         shown.append(w.weights() if method == "moml" else w.lambdas.detach().clone())
-    return shown, net.shared.weight.detach(), (net, w)
+    return shown, net.shared.weight.detach(), hyper
 
 
-LIBMTL_BILEVEL = {   # (method, K): weights after steps 0 and 1, shared.weight after step 1
+BILEVEL_REFERENCES = {   # (method, K): weights after steps 0 and 1, shared.weight after step 1
+    ("autolambda", 2): ([[0.10010000318288803, 0.09989999979734421], [0.10019416362047195, 0.09985767304897308]],
+                        [[0.06959401816129684, 0.363465279340744, -0.3185976445674896, -0.311866819858551],
+                         [-0.13905276358127594, 0.23309332132339478, -0.0950828343629837, 0.30569565296173096],
+                         [-0.02446463331580162, 0.1092592105269432, -0.2454407811164856, -0.19018837809562683]]),
+    ("autolambda", 3): ([[0.10010000318288803, 0.10010000318288803, 0.10010000318288803],
+                         [0.10019252449274063, 0.10014007985591888, 0.10019683837890625]],
+                        [[-0.07355768978595734, 0.16832053661346436, -0.3302210867404938, -0.2874230444431305],
+                         [-0.12210692465305328, 0.2267889380455017, -0.07787922024726868, 0.31730347871780396],
+                         [0.012448251247406006, 0.22957967221736908, -0.20330290496349335, -0.16963128745555878]]),
     ("moml", 2): ([[0.500499963760376, 0.49949997663497925], [0.5009999871253967, 0.49900001287460327]],
                   [[0.001253723632544279, 0.27376383543014526, -0.4025816023349762, -0.3661089241504669],
                    [-0.19169852137565613, 0.1366668939590454, -0.02131030708551407, 0.37048405408859253],
@@ -300,10 +317,19 @@ LIBMTL_BILEVEL = {   # (method, K): weights after steps 0 and 1, shared.weight a
 }
 
 
-@pytest.mark.parametrize("method, k", list(LIBMTL_BILEVEL))
-def test_moml_and_forum_take_libmtl_main_branch_steps(method, k):
-    weights, shared = LIBMTL_BILEVEL[method, k]
-    shown, got, _ = _two_steps(method, k)
+AUTOLAMBDA_HYPERGRADIENTS = {   # K: λ's gradient at steps 0 and 1 (the authors' unrolled_backward)
+    2: [[-0.034492578357458115, 0.0863768681883812], [-0.0848536416888237, -0.02639191411435604]],
+    3: [[-0.15324601531028748, -0.1284835934638977, -0.09915532171726227],
+        [-0.07307769358158112, 0.042739514261484146, -0.06496577709913254]],
+}
+
+
+@pytest.mark.parametrize("method, k", list(BILEVEL_REFERENCES))
+def test_bilevel_weightings_take_their_references_steps(method, k):
+    weights, shared = BILEVEL_REFERENCES[method, k]
+    shown, got, hyper = _two_steps(method, k)
+    if method == "autolambda":      # λ's gradient too: Adam's first steps move λ by ±lr whatever its size
+        torch.testing.assert_close(torch.stack(hyper), torch.tensor(AUTOLAMBDA_HYPERGRADIENTS[k]), rtol=1e-4, atol=1e-7)
     torch.testing.assert_close(torch.stack(shown).double(), torch.tensor(weights, dtype=torch.float64),
                                rtol=0, atol=1e-6)
     torch.testing.assert_close(got, torch.tensor(shared), rtol=0, atol=1e-6)
