@@ -12,27 +12,16 @@ task primary, the network's optimiser Adam (lr 0.05, weight decay 1e-3: this sui
 param group has no momentum, so the virtual step has none). Prints λ's gradient (the
 hypergradient) and λ after each step and the shared layer's weight after the second. Not a test (it needs the authors' source)."""
 import sys
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "/tmp/autol")
 from auto_lambda import AutoLambda  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repository: the tests' own toy
+from tests.test_bilevel import _Toy32 as Toy  # noqa: E402  (float32, every parameter trainable)
 
-
-class Toy(nn.Module):
-    """tests/test_bilevel.py's ``Toy`` in float32 with its heads trainable."""
-
-    def __init__(self, n_tasks):
-        super().__init__()
-        torch.manual_seed(0)
-        self.shared = nn.Linear(4, 3)
-        self.heads = nn.ModuleList([nn.Linear(3, 1) for _ in range(n_tasks)])
-
-    def forward(self, x):
-        rep = self.shared(x)
-        return [h(rep) for h in self.heads]
 
 
 class MSELambda(AutoLambda):

@@ -15,12 +15,12 @@ the update's and the outer batch the meta batch (as this suite's hook gives them
 the second. Not a test (it needs LibMTL's source); torch_geometric, which the trainer imports, is
 stubbed."""
 import sys
+from pathlib import Path
 import types
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 for name in ("torch_geometric", "torch_geometric.data", "torch_geometric.loader"):
     sys.modules.setdefault(name, types.ModuleType(name))
@@ -28,20 +28,9 @@ shim = types.ModuleType("torchvision.models.utils"); shim.load_state_dict_from_u
 sys.modules.setdefault("torchvision.models.utils", shim)
 sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else "/tmp/libmtl-main")
 from LibMTL.trainer import Trainer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the repository: the tests' own toy
+from tests.test_bilevel import _Toy32 as Toy  # noqa: E402  (float32, every parameter trainable)
 
-
-class Toy(nn.Module):
-    """tests/test_bilevel.py's ``Toy`` in float32 with its heads trainable."""
-
-    def __init__(self, n_tasks):
-        super().__init__()
-        torch.manual_seed(0)
-        self.shared = nn.Linear(4, 3)
-        self.heads = nn.ModuleList([nn.Linear(3, 1) for _ in range(n_tasks)])
-
-    def forward(self, x):
-        rep = self.shared(x)
-        return [h(rep) for h in self.heads]
 
 
 def batches(n_tasks, n):
